@@ -1,0 +1,63 @@
+"""Thin `gansim` entry point: builds the sub-command parsers and turns user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from gansim import __version__
+from gansim.errors import GansimError
+
+# Each command lives in gansim/commands/<name>.py with register(subparsers) and heavy imports kept
+# inside its run function, so `gansim --help` stays fast.
+COMMANDS = ("simulate", "inspect", "train", "export", "evaluate", "tune", "produce", "config")
+
+DESCRIPTION = """\
+gansim - GAN fast simulation for particle physics, from one core to many GPU nodes.
+
+  simulate   make reference data: calorimeter showers (built-in) or Pythia8+FastJet jet images
+  inspect    validate a CaloGAN / jet-image HDF5 file and summarise it
+  train      train a GAN with Ray Train (PyTorch DDP), with checkpoints and resume
+  export     write a generator-only artefact from a training checkpoint
+  evaluate   physics validation: shower shapes, jet observables, classifier AUC, plots
+  tune       hyperparameter search with Ray Tune + Optuna, scored on physics
+  produce    mass production with MPI ranks writing (parallel) HDF5
+  config     show the config tree, its defaults and a resolved config
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gansim", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gansim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"gansim.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GansimError as exc:
+        print(f"gansim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gansim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # Full disks, unwritable directories and the like: one line, not a traceback wall.
+        if os.environ.get("GANSIM_DEBUG"):
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"gansim {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

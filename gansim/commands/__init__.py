@@ -1,0 +1,1 @@
+"""One module per `gansim` sub-command: register(subparsers) plus a run function."""

@@ -1,0 +1,1 @@
+"""gansim.data package."""

@@ -1,0 +1,1 @@
+"""gansim.metrics package."""

@@ -1,0 +1,1 @@
+"""gansim.models package."""

@@ -1,0 +1,1 @@
+"""gansim.produce package."""
