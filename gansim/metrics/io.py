@@ -1,0 +1,71 @@
+"""Load reference / generated samples for evaluation, with the consistency checks evaluate needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from gansim.data.schema import CALO_LAYERS, validate
+from gansim.errors import GansimError
+
+MIN_EVENTS = 100  # per sample: fewer make every histogram and the classifier meaningless
+_PARTICLE_ALIASES = {"e+": "eplus", "positron": "eplus", "electron": "eplus", "photon": "gamma", "pi+": "piplus",
+                     "pion": "piplus"}
+
+
+@dataclass
+class Sample:
+    """Events of one file (or generated in memory) in file units, plus where they came from."""
+
+    kind: str
+    data: dict[str, np.ndarray]
+    source: str
+    n_total: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.data["energy" if self.kind == "calo" else "image"])
+
+    @property
+    def particle(self) -> str | None:
+        p = self.attrs.get("particle")
+        return canonical_particle(p) if p not in (None, "") else None
+
+
+def canonical_particle(p: Any) -> str:
+    s = p.decode() if isinstance(p, bytes) else str(p)
+    s = s.strip().lower()
+    return _PARTICLE_ALIASES.get(s, s)
+
+
+def load_sample(path: str | Path, max_events: int = 0) -> Sample:
+    """Read the first max_events (0 = all) events of a CaloGAN or jet-image file; GansimError if unusable."""
+    summary = validate(path, scan=True)
+    n = summary.n_events if max_events <= 0 else min(summary.n_events, max_events)
+    with h5py.File(path, "r") as f:
+        if summary.format == "calo":
+            data = {k: np.asarray(f[k][:n], np.float32) for k in ("energy", *CALO_LAYERS)}
+            data["energy"] = data["energy"].reshape(-1)
+        else:
+            data = {"image": np.asarray(f["image"][:n], np.float32)}
+            data["signal"] = np.asarray(f["signal"][:n], np.float32).reshape(-1)
+    return Sample(summary.format, data, str(path), summary.n_events, summary.attrs)
+
+
+def check_pair(reference: Sample, generated: Sample, min_events: int = MIN_EVENTS) -> None:
+    """Same format, same particle (when both files say), enough events; else a GansimError naming it."""
+    if reference.kind != generated.kind:
+        raise GansimError(f"format mismatch: reference {reference.source} holds {reference.kind} events, "
+                          f"generated {generated.source} holds {generated.kind} events")
+    rp, gp = reference.particle, generated.particle
+    if rp and gp and rp != gp:
+        raise GansimError(f"particle mismatch: reference {reference.source} is {rp}, generated {generated.source} "
+                          f"is {gp}")
+    for s, what in ((reference, "reference"), (generated, "generated")):
+        if s.n < min_events:
+            raise GansimError(f"too few events: {what} {s.source} has {s.n}, evaluation needs at least {min_events}")

@@ -1,0 +1,220 @@
+"""Evaluation plots (matplotlib, no display needed): histograms with ratio panels, shower and jet images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.figure import Figure  # Figure objects render with Agg without touching pyplot's global state
+
+from gansim.data.schema import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
+from gansim.metrics.distances import normalised_hist, shared_edges
+
+REF_STYLE = {"color": "black", "label": "reference"}
+GEN_STYLE = {"color": "tab:red", "label": "generated"}
+DPI = 110
+
+LABELS: dict[str, str] = {
+    "E_tot": "E_tot [GeV]", "E_tot_over_E_inc": "E_tot / E_inc", "shower_depth": "shower depth s_d (layer)",
+    "depth_width": "depth width σ_sd (layer)", "max_depth": "deepest layer hit",
+    "pt": "jet pT [GeV]", "mass": "jet mass [GeV]", "tau_21": "τ21", "n_pixels": "lit pixels",
+    "tau_1": "τ1", "tau_2": "τ2", "pixel_intensity": "log10(pixel pT / GeV)",
+}
+for _k in range(3):
+    LABELS.update({f"E_{_k}": f"E_{_k} [GeV]", f"frac_{_k}": f"E_{_k} / E_tot",
+                   f"centre_x_{_k}": f"layer {_k} ⟨x⟩ [mm]", f"centre_y_{_k}": f"layer {_k} ⟨y⟩ [mm]",
+                   f"width_x_{_k}": f"layer {_k} σ_x [mm]", f"width_y_{_k}": f"layer {_k} σ_y [mm]",
+                   f"sparsity_{_k}": f"layer {_k} empty-cell fraction", f"eratio_{_k}": f"layer {_k} E_ratio"})
+
+
+@dataclass
+class HistItem:
+    """One panel: a feature's reference and generated values, optional separation power for the title."""
+
+    name: str
+    ref: np.ndarray
+    gen: np.ndarray
+    sep: float | None = None
+    title: str | None = None
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def histogram_grid(items: Sequence[HistItem], path: Path, title: str = "", ncols: int = 4) -> Path:
+    """Normalised histograms of reference vs generated on shared bins, each with a gen/ref ratio panel."""
+    n = len(items)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.6 * nrows))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.45, wspace=0.3)
+    for i, it in enumerate(items):
+        inner = outer[divmod(i, ncols)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.06)
+        ax = fig.add_subplot(inner[0])
+        axr = fig.add_subplot(inner[1], sharex=ax)
+        edges = shared_edges(it.ref, it.gen)
+        h1, h2 = normalised_hist(it.ref, edges), normalised_hist(it.gen, edges)
+        ax.stairs(h1, edges, **REF_STYLE)
+        ax.stairs(h2, edges, **GEN_STYLE)
+        ax.tick_params(labelbottom=False)
+        head = f"{it.title}: {it.name}" if it.title else it.name
+        if it.sep is not None:
+            head = f"{head}   S = {it.sep:.3f}"
+        ax.set_title(head, fontsize=8)
+        if i == 0:
+            ax.legend(fontsize=7)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(h1 > 0, h2 / h1, np.nan)
+        axr.stairs(ratio, edges, color=GEN_STYLE["color"])
+        axr.axhline(1.0, color="grey", lw=0.8)
+        axr.set_ylim(0.0, 2.0)
+        axr.set_ylabel("gen/ref", fontsize=7)
+        axr.set_xlabel(LABELS.get(it.name, it.name), fontsize=8)
+        ax.tick_params(labelsize=7)
+        axr.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _layer_extent(layer: str) -> list[float]:
+    (nr, nc), (sr, sc) = LAYER_SHAPES[layer], CELL_SIZES_MM[layer]
+    return [-nc * sc / 2, nc * sc / 2, -nr * sr / 2, nr * sr / 2]
+
+
+def _log_norm(*images: np.ndarray) -> LogNorm:
+    vals = np.concatenate([np.ravel(x) for x in images])
+    vmax = float(vals.max()) if vals.size and vals.max() > 0 else 1.0
+    pos = vals[vals > 0]
+    vmin = max(float(pos.min()) if pos.size else vmax * 1e-4, vmax * 1e-4)
+    return LogNorm(vmin=vmin, vmax=vmax if vmax > vmin else vmin * 10)
+
+
+def _show_layer(fig: Figure, ax, img: np.ndarray, layer: str, norm: LogNorm, title: str, bar: bool = True) -> None:
+    shown = np.where(img > 0, img, np.nan)  # empty cells blank rather than clipped to the colour floor
+    im = ax.imshow(shown, origin="lower", extent=_layer_extent(layer), aspect="equal", norm=norm,
+                   cmap="viridis", interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=6)
+    if bar:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+
+
+def average_showers(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray], path: Path) -> Path:
+    """Mean cell energy per layer (MeV, log colour, shared scale per layer): reference top, generated below."""
+    fig = Figure(figsize=(12, 7.5))
+    axes = fig.subplots(2, 3)
+    for j, layer in enumerate(CALO_LAYERS):
+        a, b = ref[layer].mean(axis=0), gen[layer].mean(axis=0)
+        norm = _log_norm(a, b)
+        _show_layer(fig, axes[0, j], a, layer, norm, f"reference {layer} ⟨E⟩ [MeV]")
+        _show_layer(fig, axes[1, j], b, layer, norm, f"generated {layer} ⟨E⟩ [MeV]")
+        axes[1, j].set_xlabel("x [mm]", fontsize=7)
+    for i in range(2):
+        axes[i, 0].set_ylabel("y [mm]", fontsize=7)
+    fig.suptitle("Average shower per layer (log colour scale)", fontsize=10)
+    return _save(fig, path)
+
+
+def single_showers(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray], path: Path, n: int = 3,
+                   seed: int = 0) -> Path:
+    """n random reference and n random generated showers, one row each, three layers across."""
+    rng = np.random.default_rng(seed)
+    rows = [("reference", ref, int(i)) for i in rng.choice(len(ref["energy"]), min(n, len(ref["energy"])), False)]
+    rows += [("generated", gen, int(i)) for i in rng.choice(len(gen["energy"]), min(n, len(gen["energy"])), False)]
+    fig = Figure(figsize=(12, 2.7 * len(rows)))
+    axes = fig.subplots(len(rows), 3, squeeze=False)
+    for r, (what, d, i) in enumerate(rows):
+        e_inc = float(np.ravel(d["energy"])[i])
+        for j, layer in enumerate(CALO_LAYERS):
+            img = d[layer][i]
+            _show_layer(fig, axes[r, j], img, layer, _log_norm(img), f"{what} #{i}, E_inc {e_inc:.1f} GeV, {layer}")
+    fig.suptitle("Single showers (cell energy in MeV, log colour scale)", fontsize=10)
+    return _save(fig, path)
+
+
+def response_resolution(rr_ref: dict[str, list[float]], rr_gen: dict[str, list[float]], path: Path) -> Path:
+    """Response ⟨E_tot/E_inc⟩ and resolution σ/mean per incident-energy bin, reference vs generated."""
+    fig = Figure(figsize=(10, 4))
+    ax1, ax2 = fig.subplots(1, 2)
+    for rr, style, m in ((rr_ref, REF_STYLE, "o"), (rr_gen, GEN_STYLE, "s")):
+        x = np.array(rr["e_mean"], float)
+        xerr = np.array([x - np.array(rr["e_lo"]), np.array(rr["e_hi"]) - x])
+        ax1.errorbar(x, rr["response"], xerr=xerr, yerr=rr.get("response_err"), fmt=m, ms=4, capsize=2, **style)
+        ax2.errorbar(x, rr["resolution"], xerr=xerr, yerr=rr.get("resolution_err"), fmt=m, ms=4, capsize=2, **style)
+    ax1.set_ylabel("response ⟨E_tot / E_inc⟩")
+    ax2.set_ylabel("resolution σ(r) / ⟨r⟩, r = E_tot/E_inc")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("incident energy [GeV]")
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def conditioning(energies: Sequence[float], showers: dict[str, np.ndarray], path: Path,
+                 train_range: tuple[float, float] | None = None) -> Path:
+    """One latent vector, incident energy stepped across columns, the three layers as rows (log colour).
+
+    Energies more than 5 % outside train_range are marked as extrapolated.
+    """
+    fig = Figure(figsize=(2.5 * len(energies) + 1.0, 8.4))
+    axes = fig.subplots(3, len(energies), squeeze=False)
+    fig.subplots_adjust(hspace=0.45, wspace=0.25)
+    for i, layer in enumerate(CALO_LAYERS):
+        norm = _log_norm(showers[layer])
+        for j, e in enumerate(energies):
+            inside = train_range is None or train_range[0] * 0.95 <= e <= train_range[1] * 1.05
+            head = f"{e:g} GeV{'' if inside else ' (extrap.)'}\nlayer sum {showers[layer][j].sum() / 1e3:.3g} GeV"
+            _show_layer(fig, axes[i, j], showers[layer][j], layer, norm, head, bar=False)
+        axes[i, 0].set_ylabel(f"{layer}\ny [mm]", fontsize=8)
+        im = axes[i, -1].images[0]
+        fig.colorbar(im, ax=list(axes[i]), fraction=0.015, pad=0.01).ax.tick_params(labelsize=6)
+    rng = f" (training range {train_range[0]:.3g}-{train_range[1]:.3g} GeV)" if train_range else ""
+    fig.suptitle(f"Conditioning: one latent vector, incident energy stepped{rng}; cells in MeV, log colour",
+                 fontsize=10)
+    return _save(fig, path)
+
+
+def jet_images(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray], path: Path) -> Path:
+    """Average jet image per class: reference, generated (log colour) and their difference (diverging)."""
+    per_class = classes(ref, gen)
+    fig = Figure(figsize=(12, 3.8 * len(per_class)))
+    axes = fig.subplots(len(per_class), 3, squeeze=False)
+    fig.subplots_adjust(wspace=0.45, hspace=0.3)
+    ext = [-1.25, 1.25, -1.25, 1.25]
+    for r, (name, mr, mg) in enumerate(per_class):
+        a, b = ref["image"][mr].mean(axis=0), gen["image"][mg].mean(axis=0)
+        norm = _log_norm(a, b)
+        for c, (img, what) in enumerate(((a, "reference"), (b, "generated"))):
+            im = axes[r, c].imshow(np.where(img > 0, img, np.nan).T, origin="lower", extent=ext, norm=norm,
+                                   cmap="viridis", interpolation="nearest")
+            axes[r, c].set_title(f"{what} {name} ⟨pT⟩ [GeV]", fontsize=8)
+            fig.colorbar(im, ax=axes[r, c], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+        d = b - a
+        lim = float(np.abs(d).max()) or 1.0
+        im = axes[r, 2].imshow(d.T, origin="lower", extent=ext, cmap="RdBu_r",
+                               norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), interpolation="nearest")
+        axes[r, 2].set_title(f"generated − reference, {name} [GeV]", fontsize=8)
+        fig.colorbar(im, ax=axes[r, 2], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+        for ax in axes[r]:
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("η", fontsize=8)
+            ax.set_ylabel("φ", fontsize=8)
+    return _save(fig, path)
+
+
+def classes(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, reference mask, generated mask) per class present in both, or one 'all' class."""
+    out = []
+    if "signal" in ref and "signal" in gen:
+        rs, gs = np.ravel(ref["signal"]), np.ravel(gen["signal"])
+        for c, name in ((1.0, "signal"), (0.0, "background")):
+            if (rs == c).any() and (gs == c).any():
+                out.append((name, rs == c, gs == c))
+    return out or [("all", np.ones(len(ref["image"]), bool), np.ones(len(gen["image"]), bool))]
