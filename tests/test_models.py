@@ -1,0 +1,161 @@
+"""CaloGAN and LAGAN generator / discriminator: shapes, conditioning, gradients, BatchNorm rules, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gansim.config import config_from_dict
+from gansim.errors import GansimError
+from gansim.losses import g_loss
+from gansim.models.calogan import N_CELLS, LayerStream, pack_layers, unpack_layers
+from gansim.models.registry import (
+    DATA_SCALE,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    describe,
+    model_kind,
+)
+
+TINY = {"latent_dim": 8, "gen_channels": 8, "disc_channels": 8, "minibatch_kernels": 3, "minibatch_dim": 2}
+SHAPES = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
+
+
+def tiny(name: str = "calogan", loss: str = "non-saturating", **model):
+    return config_from_dict({"model": {"name": name, **TINY, **model}, "loss": {"name": loss}})
+
+
+def has_batchnorm(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_calo_generator_shapes_and_non_negative(attention):
+    torch.manual_seed(0)
+    g = build_generator(tiny(attention=attention))
+    out = g(torch.randn(6, 8), torch.rand(6, 1) * 99 + 1)
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == SHAPES
+    assert all(v.shape[0] == 6 and (v >= 0).all() and v.dtype == torch.float32 and v.is_contiguous()
+               for v in out.values())
+    assert sum(int((v > 0).sum()) for v in out.values()) > 0  # not dead at initialisation
+    assert (g.attn is not None) == attention
+
+
+def test_attention_changes_parameters_and_output():
+    torch.manual_seed(0)
+    g_on = build_generator(tiny(attention=True)).eval()
+    g_off = build_generator(tiny(attention=False)).eval()
+    assert count_parameters(g_on) - count_parameters(g_off) == 2 * (2 * 2 * 9 + 2)  # two 3x3 convs 2->2
+    g_off.load_state_dict(g_on.state_dict(), strict=False)
+    z, e = torch.randn(4, 8), torch.full((4, 1), 50.0)
+    with torch.no_grad():
+        a, b = g_on(z, e), g_off(z, e)
+    torch.testing.assert_close(a["layer_0"], b["layer_0"])  # layer 0 has no predecessor
+    assert not torch.allclose(a["layer_1"], b["layer_1"])
+
+
+def test_energy_scales_the_latent_vector():
+    torch.manual_seed(0)
+    g = build_generator(tiny()).eval()
+    z = torch.randn(5, 8)
+    with torch.no_grad():
+        a = g(z, torch.full((5, 1), 50.0))
+        b = g(0.5 * z, torch.full((5, 1), 100.0))  # z * E/100 is the same vector
+        c = g(z, torch.full((5, 1), 100.0))
+        zero = g(torch.randn(5, 8), torch.zeros(5, 1))
+    for k in SHAPES:
+        torch.testing.assert_close(a[k], b[k])
+        assert not torch.allclose(a[k], c[k])
+        torch.testing.assert_close(zero[k], zero[k][:1].expand_as(zero[k]))  # E = 0 erases z
+
+
+def test_calo_discriminator_outputs():
+    torch.manual_seed(0)
+    d = build_discriminator(tiny())
+    layers = {k: torch.rand(7, *s) for k, s in SHAPES.items()}
+    energy = torch.rand(7, 1) * 100
+    score, e_reco = d(layers, energy)
+    assert score.shape == (7,) and e_reco.shape == (7,)
+    total = sum(v.flatten(1).sum(1) for v in layers.values())
+    torch.testing.assert_close(e_reco, total)
+    assert torch.isfinite(score).all()
+
+
+def test_calo_discriminator_without_minibatch_features():
+    d = build_discriminator(tiny(minibatch_kernels=0))
+    layers = {k: torch.rand(3, *s) for k, s in SHAPES.items()}
+    assert d(layers, torch.ones(3, 1))[0].shape == (3,)
+    assert count_parameters(d) < count_parameters(build_discriminator(tiny()))
+
+
+def test_gradient_reaches_every_generator_parameter():
+    torch.manual_seed(0)
+    cfg = tiny()
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    energy = torch.rand(16, 1) * 99 + 1
+    out = g(torch.randn(16, 8), energy)
+    score, e_reco = d(out, energy)
+    (g_loss("non-saturating", score) + (e_reco - energy.squeeze(1)).abs().mean()).backward()
+    dead = [n for n, p in g.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"
+
+
+@pytest.mark.parametrize("name", ["calogan", "lagan"])
+def test_batchnorm_only_without_wgan_gp(name):
+    assert has_batchnorm(build_discriminator(tiny(name)))
+    assert not has_batchnorm(build_discriminator(tiny(name, "wgan-gp")))
+    assert not has_batchnorm(build_discriminator(tiny(name, batchnorm=False)))
+    assert has_batchnorm(build_generator(tiny(name, "wgan-gp")))  # the rule is for the critic only
+
+
+def test_wgan_gp_lagan_critic_is_deterministic():
+    d = build_discriminator(tiny("lagan", "wgan-gp")).train()
+    x = torch.rand(4, 25, 25)
+    torch.testing.assert_close(d(x, torch.ones(4))[0], d(x, torch.ones(4))[0])  # no dropout
+
+
+def test_pack_unpack_round_trip():
+    layers = {k: torch.randn(2, *s) for k, s in SHAPES.items()}
+    flat = pack_layers(layers)
+    assert flat.shape == (2, N_CELLS) == (2, 504)
+    for k, v in unpack_layers(flat).items():
+        torch.testing.assert_close(v, layers[k])
+
+
+def test_layer_stream_parameter_count():
+    s = LayerStream(latent_dim=8, rows=3, cols=4, base=64)  # widths 36, 16, 6
+    dense = 8 * 5 * 6 * 36 + 5 * 6 * 36
+    conv = 36 * 16 * 4 + 16 + 2 * 16  # + BatchNorm affine
+    lc1 = (4 * 5) * (16 * 4) * 6 + 6 * 4 * 5
+    lc2 = (3 * 4) * (6 * 4) * 1
+    assert count_parameters(s) == dense + conv + lc1 + lc2
+
+
+def test_lagan_shapes_and_class_conditioning():
+    torch.manual_seed(0)
+    cfg = tiny("lagan")
+    g, d = build_generator(cfg).eval(), build_discriminator(cfg)
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        sig, bkg = g(z, torch.ones(4)), g(z, torch.zeros(4))
+    assert sig.shape == (4, 25, 25) and (sig >= 0).all() and (bkg >= 0).all()
+    assert not torch.allclose(sig, bkg)
+    score, cls = d(sig, torch.ones(4))
+    assert score.shape == (4,) and cls.shape == (4,)
+    g.train()
+    g(z, torch.tensor([0.0, 1.0, 0.0, 1.0])).sum().backward()
+    assert all(p.grad is not None for p in g.parameters())
+
+
+def test_registry_kind_and_describe():
+    assert model_kind(tiny()) == "calo" and model_kind(tiny("lagan")) == "jets"
+    assert DATA_SCALE == {"calo": 1e-3, "jets": 1e-2}
+    cfg = tiny()
+    line = describe(cfg)
+    n_g = count_parameters(build_generator(cfg))
+    assert line.startswith("calogan (calo): G ") and f"({n_g:,})" in line and "\n" not in line
+    cfg.model.name = "nope"
+    with pytest.raises(GansimError, match="unknown model 'nope'"):
+        build_generator(cfg)
