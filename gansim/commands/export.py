@@ -1,16 +1,37 @@
-"""`gansim export` (placeholder until its issue lands)."""
+"""`gansim export`: write the generator-only artefact from a training checkpoint."""
 
 from __future__ import annotations
 
 import argparse
 
-from gansim.errors import GansimError
+EPILOG = """\
+CHECKPOINT may be a state.pt file, a checkpoint directory (checkpoint_epoch_NNNNNN), or a run directory
+(--out of `gansim train`, or <out>/<run.name>), in which case the latest checkpoint is used.
+
+examples:
+  gansim export runs/debug --out runs/debug/generator.pt
+  gansim export runs/eplus/run/checkpoint_epoch_000050 --out eplus-generator.pt --no-ema
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="(not yet available)")
+    p = sub.add_parser("export", help="write a generator-only artefact from a training checkpoint",
+                       description="Write the generator (EMA weights when the run kept an EMA) with its config "
+                                   "into one file that `gansim produce` and `gansim evaluate` read.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="state.pt, checkpoint directory or run directory")
+    p.add_argument("--out", "-o", default="generator.pt", metavar="FILE",
+                   help="artefact to write (default generator.pt)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator weights, not the EMA")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise GansimError("'export' is not available yet")
+    from gansim.train.export import export_checkpoint
+
+    path, extra = export_checkpoint(args.checkpoint, args.out, use_ema=not args.no_ema)
+    fid = extra["metrics"].get("fidelity")
+    print(f"gansim export: wrote {path} (epoch {extra['epoch']}, step {extra['step']}, "
+          f"{'EMA' if extra['ema'] else 'raw'} weights{'' if fid is None else f', fidelity {fid:.4g}'}) "
+          f"from {extra['source_checkpoint']}")
+    return 0

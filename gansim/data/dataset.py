@@ -76,7 +76,8 @@ class H5EventDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if self._mem is not None:
-            return {k: torch.from_numpy(v[i]) for k, v in self._mem.items()}
+            # np.asarray: per-event scalars (jet `signal`) index to numpy scalars, which from_numpy rejects.
+            return {k: torch.from_numpy(np.asarray(v[i])) for k, v in self._mem.items()}
         f = self._file()
         j = int(self.indices[i])
         item: dict[str, Any] = {}

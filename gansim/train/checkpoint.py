@@ -1,0 +1,110 @@
+"""Training checkpoints: state.pt (G, D, G-EMA, optimisers, counters, RNG states, config), finite-checked."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gansim.errors import GansimError
+
+STATE_FILE = "state.pt"
+STATE_FORMAT = "gansim-train-state/1"
+CKPT_PREFIX = "checkpoint_epoch_"
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Zero-padded so that lexical order is epoch order."""
+    return f"{CKPT_PREFIX}{epoch:06d}"
+
+
+def rng_state() -> dict[str, Any]:
+    """torch / numpy / python RNG states as plain types and tensors (loadable with weights_only=True)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def all_finite(obj: Any) -> bool:
+    """True when every floating tensor nested in obj is finite (refuse to write NaN checkpoints)."""
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, dict):
+        return all(all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(all_finite(v) for v in obj)
+    return True
+
+
+def save_state(directory: str | Path, state: dict[str, Any]) -> Path:
+    """Atomically write directory/state.pt; raises if any weight or optimiser moment is non-finite."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not all_finite({k: state[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d") if k in state}):
+        raise GansimError("refusing to write a checkpoint with non-finite weights")
+    path = directory / STATE_FILE
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"format": STATE_FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load state.pt with weights_only=True; GansimError naming the file on anything unexpected."""
+    path = Path(path)
+    if not path.is_file():
+        raise GansimError(f"checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated or not a torch file
+        raise GansimError(f"{path}: not a readable gansim checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise GansimError(f"{path}: not a gansim training checkpoint (format {STATE_FORMAT} expected)")
+    return state
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Checkpoint directories (holding state.pt) below root, oldest epoch first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p.parent for p in root.rglob(f"{CKPT_PREFIX}*/{STATE_FILE}")]
+    return sorted(found, key=lambda p: (p.name, str(p)))
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A state.pt file, a checkpoint directory, or a run directory (→ its latest checkpoint) → state.pt path."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / STATE_FILE).is_file():
+        return path / STATE_FILE
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise GansimError(f"{path}: no checkpoint ({CKPT_PREFIX}*/{STATE_FILE}) found in this directory")
+        return latest / STATE_FILE
+    raise GansimError(f"checkpoint not found: {path}")

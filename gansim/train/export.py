@@ -1,0 +1,43 @@
+"""Checkpoint → generator-only artefact (gansim.models.artifact format), EMA weights when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gansim.config import ConfigError, config_from_dict
+from gansim.errors import GansimError
+from gansim.train.checkpoint import load_state, resolve_checkpoint
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Write the generator of CHECKPOINT (state.pt, its directory, or a run directory → latest) to `out`.
+
+    Returns (artefact path, extra dict stored in it: source checkpoint, epoch, step, ema, metrics).
+    """
+    from gansim.models.artifact import save_generator
+    from gansim.models.registry import build_generator
+
+    state_path = resolve_checkpoint(checkpoint)
+    state = load_state(state_path)
+    try:
+        cfg = config_from_dict(state["config"])
+    except ConfigError as exc:
+        raise GansimError(f"{state_path}: stored config is not valid here ({exc})") from None
+    has_ema = state.get("G_ema") is not None
+    weights = state["G_ema"] if (use_ema and has_ema) else state["G"]
+    generator = build_generator(cfg)
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise GansimError(f"{state_path}: generator weights do not match model config ({str(exc)[:200]})") from None
+    generator.eval()
+    extra = {
+        "source_checkpoint": str(state_path.resolve()),
+        "epoch": int(state["epoch"]),
+        "step": int(state["step"]),
+        "ema": bool(use_ema and has_ema),
+        "metrics": {k: float(v) for k, v in (state.get("metrics") or {}).items()},
+    }
+    path = save_generator(out, generator, cfg, extra=extra)
+    return path, extra

@@ -1,0 +1,188 @@
+"""Driver side of training: start or join Ray, build the TorchTrainer, resume or start fresh, explain failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gansim.config import Config, config_from_dict
+from gansim.errors import GansimError
+from gansim.train.checkpoint import STATE_FILE, latest_checkpoint, load_state
+
+LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2  # training moves no data through the object store
+
+
+def resolve_paths(cfg: Config) -> Config:
+    """Absolute data.path and run.out_dir: Ray workers do not share the driver's working directory."""
+    data = cfg.to_dict()
+    if data["data"]["path"]:
+        data["data"]["path"] = str(Path(data["data"]["path"]).expanduser().resolve())
+    data["run"]["out_dir"] = str(Path(data["run"]["out_dir"]).expanduser().resolve())
+    return config_from_dict(data)
+
+
+def check_inputs(cfg: Config) -> int:
+    """Fail before starting Ray when the data file is missing or does not match the model; returns n_events."""
+    from gansim.data.schema import SchemaError, validate
+    from gansim.models.registry import model_kind
+
+    if not cfg.data.path:
+        raise GansimError("data.path is empty: pass --data FILE or set data.path in the config")
+    if not Path(cfg.data.path).is_file():
+        raise GansimError(f"training data not found: {cfg.data.path} (make it with `gansim simulate`, "
+                          "or pass --data FILE)")
+    try:
+        summary = validate(cfg.data.path, scan=False)
+    except SchemaError as exc:
+        raise GansimError(f"{cfg.data.path}: {exc}") from None
+    kind = model_kind(cfg)
+    if summary.format != kind:
+        raise GansimError(f"{cfg.data.path} holds {summary.format} data but model.name={cfg.model.name} "
+                          f"trains on {kind} data")
+    n = summary.n_events if cfg.data.max_events <= 0 else min(summary.n_events, cfg.data.max_events)
+    n_train = n - int(round(n * cfg.data.val_fraction))
+    need = cfg.train.batch_size * cfg.train.workers * cfg.train.n_critic
+    if n_train < need:
+        raise GansimError(f"{cfg.data.path}: {n_train} training events, fewer than one iteration needs "
+                          f"(train.batch_size {cfg.train.batch_size} x workers {cfg.train.workers} x "
+                          f"n_critic {cfg.train.n_critic} = {need})")
+    return n
+
+
+def ensure_ray(num_cpus_needed: float, num_gpus_needed: float, verbose: bool = True) -> None:
+    """Join RAY_ADDRESS when set (a cluster started by slurm/train.sh), else start a small local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        if verbose:
+            print(f"gansim train: joining Ray cluster at {address}", flush=True)
+        ray.init(address=address, log_to_driver=True)
+        return
+    cpus = max(float(os.cpu_count() or 1), num_cpus_needed)
+    kwargs: dict[str, Any] = {}
+    if num_gpus_needed == 0:
+        kwargs["num_gpus"] = 0
+    ray.init(num_cpus=int(-(-cpus // 1)), object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
+             _node_ip_address="127.0.0.1", configure_logging=True, logging_level="warning", **kwargs)
+
+
+def _check_resources(cfg: Config) -> None:
+    import ray
+
+    total = ray.cluster_resources()
+    need_cpu = cfg.train.workers * cfg.train.cpus_per_worker
+    need_gpu = cfg.train.workers * cfg.train.gpus_per_worker
+    if need_gpu > total.get("GPU", 0):
+        raise GansimError(f"{cfg.train.workers} workers x {cfg.train.gpus_per_worker} GPUs need {need_gpu:g} GPUs; "
+                          f"the Ray cluster has {total.get('GPU', 0):g}")
+    if need_cpu > total.get("CPU", 0):
+        raise GansimError(f"{cfg.train.workers} workers x {cfg.train.cpus_per_worker} CPUs need {need_cpu:g} CPUs; "
+                          f"the Ray cluster has {total.get('CPU', 0):g} (lower train.cpus_per_worker)")
+
+
+def experiment_dir(cfg: Config, storage_path: str | None) -> Path:
+    return Path(storage_path or cfg.run.out_dir).expanduser().resolve() / cfg.run.name
+
+
+def _previous(cfg: Config, exp: Path) -> dict[str, Any] | None:
+    ckpt = latest_checkpoint(exp)
+    if ckpt is None:
+        return None
+    state = load_state(ckpt / STATE_FILE)
+    from gansim.train.loop import check_resumable
+
+    check_resumable(cfg, state)
+    return state
+
+
+def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, callbacks: list[Any] | None = None,
+        verbose: bool = True) -> Any:
+    """Train cfg with ray.train.torch.TorchTrainer; returns the ray.train.Result.
+
+    Checkpoints go to <storage_path or run.out_dir>/<run.name>/checkpoint_epoch_NNNNNN/state.pt. With resume=True
+    the same call continues from the latest checkpoint there (Ray Train restores it); resume=False deletes that
+    run's checkpoints first. Raises GansimError when the run diverges or fails beyond train.max_failures.
+    """
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from gansim.models.registry import describe
+    from gansim.train.loop import train_loop_per_worker
+
+    cfg = resolve_paths(cfg)
+    check_inputs(cfg)
+    out = Path(cfg.run.out_dir)
+    exp = experiment_dir(cfg, storage_path)
+    if not resume and exp.exists():
+        shutil.rmtree(exp)
+        if verbose:
+            print(f"gansim train: --fresh: removed previous checkpoints in {exp}", flush=True)
+    previous = _previous(cfg, exp) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    t = cfg.train
+    use_gpu = t.gpus_per_worker > 0
+    if verbose:
+        print(f"gansim train: {describe(cfg)}", flush=True)
+        print(f"gansim train: {t.workers} worker(s) x batch {t.batch_size} = global batch "
+              f"{t.workers * t.batch_size}; {'NCCL on GPU' if use_gpu else 'gloo on CPU'}; "
+              f"lr_g {t.lr_g:g}, lr_d {t.lr_d:g}, n_critic {t.n_critic}, epochs {t.epochs}", flush=True)
+        print(f"gansim train: outputs in {out} (TensorBoard: tensorboard --logdir {out / 'tb'}); "
+              f"checkpoints in {exp}", flush=True)
+        if t.amp:
+            print("gansim train: note: train.amp is not implemented yet; training runs in float32", flush=True)
+        if previous is not None:
+            print(f"gansim train: found checkpoint at epoch {previous['epoch']} (step {previous['step']}); "
+                  "continuing (use --fresh to start over)", flush=True)
+    ensure_ray(t.workers * t.cpus_per_worker, t.workers * t.gpus_per_worker, verbose)
+    _check_resources(cfg)
+    resources = {"CPU": t.cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = t.gpus_per_worker
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.to_dict(), "out_dir": str(out)},
+        scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=use_gpu,
+                                               resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=cfg.run.name, storage_path=str(exp.parent),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=t.num_to_keep),
+            failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
+            callbacks=list(callbacks or []),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # TrainingFailedError after max_failures restarts, or a controller error
+        raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp})") from None
+    if result.error is not None:
+        raise GansimError(f"training failed: {_first_line(result.error)}")
+    metrics = result.metrics or {}
+    if metrics.get("diverged"):
+        last = latest_checkpoint(exp)
+        raise GansimError(
+            f"training diverged: {cfg.train.max_nonfinite} consecutive non-finite steps at step "
+            f"{int(metrics.get('step', 0))} (epoch {int(metrics.get('epoch', 0)) + 1}); no checkpoint was written "
+            f"for it. Last good checkpoint: {last or 'none'}. Lower train.lr_g / train.lr_d or check the data.")
+    if verbose:
+        fid = metrics.get("fidelity")
+        print(f"gansim train: done: epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
+              f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}", flush=True)
+    return result
+
+
+def _first_line(exc: BaseException) -> str:
+    # Ray wraps worker exceptions; the user-facing cause is the innermost message.
+    inner: BaseException = exc
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = str(inner).strip() or inner.__class__.__name__
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else text
