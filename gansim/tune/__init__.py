@@ -1,0 +1,1 @@
+"""Hyperparameter search (`gansim tune`): search spaces, the Tune trial driver, the study, its reports."""
