@@ -67,6 +67,24 @@ def test_fit_two_workers_then_resume(ray_session, data_file: Path, tmp_path: Pat
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint_epoch_000001"]
 
 
+def test_fit_raises_on_divergence(ray_session, tmp_path: Path) -> None:
+    """A run that keeps producing non-finite losses stops with a clear GansimError, not a silent 'done'."""
+    import h5py
+    import numpy as np
+
+    from gansim.errors import GansimError
+    from gansim.train.launch import fit
+
+    a = make_calo_arrays(120, seed=3)
+    bad = tmp_path / "nan.h5"
+    with h5py.File(bad, "w") as f:  # NaN incident energies: written raw, past the writer's checks
+        for k, v in a.items():
+            f.create_dataset(k, data=np.full_like(v, np.nan) if k == "energy" else v)
+    with pytest.raises(GansimError, match="training diverged: 2 consecutive non-finite steps"):
+        fit(cfg_for(bad, tmp_path / "run", "train.epochs=2", "train.max_nonfinite=2"), verbose=False)
+    assert not list_checkpoints(tmp_path / "run")
+
+
 @pytest.mark.slow
 def test_killed_worker_restarts_from_checkpoint(ray_session, data_file: Path, tmp_path: Path) -> None:
     """os.kill a Ray worker mid-run: FailureConfig restarts the group from the last checkpoint and it finishes."""

@@ -165,6 +165,11 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
     if result.error is not None:
         raise GansimError(f"training failed: {_first_line(result.error)}")
     metrics = result.metrics or {}
+    # Ray Train V2's Result.metrics belong to the latest *checkpoint*; the loop's diverged report carries none,
+    # so rank 0's return value (the loop summary) is the reliable divergence signal.
+    summary = getattr(result, "return_value", None)
+    if isinstance(summary, dict) and summary.get("diverged"):
+        metrics = {**metrics, **summary}
     if metrics.get("diverged"):
         last = latest_checkpoint(exp)
         raise GansimError(
