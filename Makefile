@@ -8,13 +8,14 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
-EXTRAS ?= dev,mpi
+EXTRAS ?= dev,mpi,jets
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gansim-installed
 DEMO_DIR ?= runs/demo
+DEMO_JETS ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all test-phdf5 lint bench clean jets-venv
+.PHONY: venv demo test test-all test-phdf5 lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +27,27 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
+	PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_JETS=$(DEMO_JETS) bash scripts/demo.sh $(DEMO_DIR)
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not phdf5 and not gpu and not jets" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not phdf5 and not gpu" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not phdf5 and not gpu" $(PYTEST_ARGS)
+
+# Parallel HDF5 (--layout single): needs .venv-phdf5 from `bash cluster/setup_phdf5.sh` (system Open MPI + HDF5).
+test-phdf5:
+	PATH="$(CURDIR)/.venv-phdf5/bin:/usr/bin:$$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	  .venv-phdf5/bin/python -m pytest -m phdf5 tests/test_produce_phdf5.py $(PYTEST_ARGS)
+
+# Speed/size measurements; each writes its table (with the command) to benchmarks/results/.
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 bash -c '\
+	  $(BIN)/python benchmarks/bench_simulate.py && \
+	  $(BIN)/python benchmarks/bench_locally_connected.py --out benchmarks/results/locally_connected.md && \
+	  $(BIN)/python benchmarks/bench_train.py && \
+	  $(BIN)/python benchmarks/bench_produce.py && \
+	  $(BIN)/python benchmarks/bench_tune.py | tee benchmarks/results/tune.md'
 
 lint: $(STAMP)
 	$(BIN)/ruff check gansim tests benchmarks
