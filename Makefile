@@ -47,7 +47,7 @@ bench: $(STAMP)
 	  $(BIN)/python benchmarks/bench_locally_connected.py --out benchmarks/results/locally_connected.md && \
 	  $(BIN)/python benchmarks/bench_train.py && \
 	  $(BIN)/python benchmarks/bench_produce.py && \
-	  $(BIN)/python benchmarks/bench_tune.py | tee benchmarks/results/tune.md'
+	  $(BIN)/python benchmarks/bench_tune.py'
 
 lint: $(STAMP)
 	$(BIN)/ruff check gansim tests benchmarks
