@@ -50,7 +50,8 @@ def _mutations() -> list[tuple[str, dict, str]]:
     neg_cell["layer_2"][2, 1, 1] = -0.5
     return [
         ("missing", {k: v for k, v in a.items() if k != "layer_2"}, "missing dataset 'layer_2'"),
-        ("shape", dict(a, layer_0=np.zeros((8, 3, 95), np.float32)), "'layer_0' has shape (8, 3, 95), expected (N, 3, 96)"),
+        ("shape", dict(a, layer_0=np.zeros((8, 3, 95), np.float32)),
+         "'layer_0' has shape (8, 3, 95), expected (N, 3, 96)"),
         ("dtype", dict(a, layer_1=a["layer_1"].astype(np.int32)), "'layer_1' has dtype int32"),
         ("nan", nan, "'layer_1' contains NaN or inf (first at event 3)"),
         ("negE", neg_e, "negative or zero incident energy in 'energy' at event 5"),

@@ -1,18 +1,28 @@
 """Per-event jet observables computed from LAGAN jet images (vectorised numpy).
 
-Images are (N, 25, 25) with pixel value = pT in GeV over η, φ ∈ [−1.25, 1.25] (pixel width 0.1, centres
-−1.2 … +1.2); axis 1 (rows) is η and axis 2 (columns) is φ, both relative to the jet axis. Each pixel is a
-massless constituent with four-momentum p_k = pT_k (cosh η_k, cos φ_k, sin φ_k, sinh η_k).
+Images are (N, 25, 25) with pixel value = pT in GeV on a 0.1 x 0.1 grid over [−1.25, 1.25]² (pixel centres
+−1.2 … +1.2) around the leading subjet. Files from `gansim simulate jets` (and the original LAGAN data) are
+preprocessed (gansim.sim.jet_images): columns run along x, the rotated and flipped η offset, and rows run
+downwards along y, the rotated φ offset (row r sits at y = −PIXEL_CENTRES[r]); the second subjet points down.
+
+The features below place each pixel at (a, b) = (row centre, column centre) and treat it as a massless
+constituent p_k = pT_k (cosh a_k, cos b_k, sin b_k, sinh a_k), i.e. the row offset plays the η role and the
+column offset the φ role. The original η/φ split is lost in the preprocessing (the rotation mixes them), so no
+assignment is exact for a preprocessed image; every feature is symmetric under mirroring either axis, τ_N under
+exchanging them as well, and mass and pT change only at O(ΔR⁴) when the axes are exchanged. On 1000 Pythia jets
+(`gansim simulate jets --process both --seed 1`) the image mass is 0.97 × the trimmed-constituent mass (median;
+pixelisation makes pixels massless) and the image pT 1.003 × the jet pT; with the axes exchanged, 0.945 and 0.996.
+Reference and generated images go through the same formulas, so comparisons are unaffected either way.
 
 =============  =====================================================================================
 feature        definition
 =============  =====================================================================================
-``pt``         |Σ_k (pT_k cos φ_k, pT_k sin φ_k)|, the transverse momentum of the summed pixels (GeV)
+``pt``         |Σ_k (pT_k cos b_k, pT_k sin b_k)|, the transverse momentum of the summed pixels (GeV)
 ``mass``       sqrt(max(0, (Σ E_k)² − |Σ p⃗_k|²)), the invariant mass of the summed pixels (GeV). For two
-               pixels m² = 2 pT_1 pT_2 (cosh Δη − cos Δφ). The image is in coordinates relative to the jet,
-               a longitudinal boost and an azimuthal rotation of the original, both of which keep m.
-``tau_1``      τ_N = Σ_k pT_k min_a ΔR_{k,a} / (R0 Σ_k pT_k), R0 = 1 (N-subjettiness, β = 1, N = 1, 2),
-``tau_2``      ΔR² = Δη² + Δφ². Axes: τ1 is seeded at the hottest pixel; τ2 at the hottest pixel and the
+               pixels m² = 2 pT_1 pT_2 (cosh Δa − cos Δb). Centring on the leading subjet is a longitudinal
+               boost and an azimuthal rotation, which keep m; the in-plane rotation does not (see above).
+``tau_1``      τ_N = Σ_k pT_k min_j ΔR_{k,j} / (R0 Σ_k pT_k), R0 = 1 (N-subjettiness, β = 1, N = 1, 2),
+``tau_2``      ΔR² = Δa² + Δb². Axes: τ1 is seeded at the hottest pixel; τ2 at the hottest pixel and the
                hottest pixel at least TAU_AXIS_MIN_DR = 0.3 (the trimming subjet radius) away from it (the
                second-hottest pixel if none is). Each seed set is then refined by TAU_REFINE steps of
                assigning pixels to the nearest axis and moving every axis to its pixels' pT-weighted centroid
@@ -50,6 +60,7 @@ def _images(data: dict[str, np.ndarray] | np.ndarray) -> np.ndarray:
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) per flattened pixel: a = row centre (η role), b = column centre (φ role); see the module docstring."""
     eta, phi = np.meshgrid(PIXEL_CENTRES, PIXEL_CENTRES, indexing="ij")
     return eta.ravel(), phi.ravel()
 

@@ -182,7 +182,11 @@ def conditioning(energies: Sequence[float], showers: dict[str, np.ndarray], path
 
 
 def jet_images(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray], path: Path) -> Path:
-    """Average jet image per class: reference, generated (log colour) and their difference (diverging)."""
+    """Average jet image per class: reference, generated (log colour) and their difference (diverging).
+
+    Drawn in the convention of gansim.sim.jet_images: columns = x (rotated η) left to right, row 0 at the top
+    (y = rotated φ grows upwards), so the second subjet of a W jet appears below the centre.
+    """
     per_class = classes(ref, gen)
     fig = Figure(figsize=(12, 3.8 * len(per_class)))
     axes = fig.subplots(len(per_class), 3, squeeze=False)
@@ -192,20 +196,20 @@ def jet_images(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray], path: Pat
         a, b = ref["image"][mr].mean(axis=0), gen["image"][mg].mean(axis=0)
         norm = _log_norm(a, b)
         for c, (img, what) in enumerate(((a, "reference"), (b, "generated"))):
-            im = axes[r, c].imshow(np.where(img > 0, img, np.nan).T, origin="lower", extent=ext, norm=norm,
+            im = axes[r, c].imshow(np.where(img > 0, img, np.nan), origin="upper", extent=ext, norm=norm,
                                    cmap="viridis", interpolation="nearest")
             axes[r, c].set_title(f"{what} {name} ⟨pT⟩ [GeV]", fontsize=8)
             fig.colorbar(im, ax=axes[r, c], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
         d = b - a
         lim = float(np.abs(d).max()) or 1.0
-        im = axes[r, 2].imshow(d.T, origin="lower", extent=ext, cmap="RdBu_r",
+        im = axes[r, 2].imshow(d, origin="upper", extent=ext, cmap="RdBu_r",
                                norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), interpolation="nearest")
         axes[r, 2].set_title(f"generated − reference, {name} [GeV]", fontsize=8)
         fig.colorbar(im, ax=axes[r, 2], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
         for ax in axes[r]:
             ax.tick_params(labelsize=7)
-            ax.set_xlabel("η", fontsize=8)
-            ax.set_ylabel("φ", fontsize=8)
+            ax.set_xlabel("x (rotated η)", fontsize=8)
+            ax.set_ylabel("y (rotated φ)", fontsize=8)
     return _save(fig, path)
 
 
