@@ -207,14 +207,23 @@ def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarra
     for key in CALO_KEYS:
         if arrays[key.name].shape[1:] != key.shape:
             raise SchemaError(f"cannot write '{key.name}': shape {arrays[key.name].shape}, expected (N, {key.shape})")
+    return write_atomic(path, arrays, attrs, compression)
+
+
+def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None,
+                 compression: str | None = "gzip") -> Path:
+    """Write float32 datasets (+ attributes) to a temporary name, then rename: no half-written file is ever
+    visible under `path`, and an existing file there survives any failure."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
             for name, arr in arrays.items():
+                arr = np.asarray(arr, dtype=np.float32)
                 kw: dict[str, Any] = {}
-                if compression and n > 0:
-                    kw = {"compression": compression, "shuffle": True, "chunks": (min(n, 1024), *arr.shape[1:])}
+                if compression and len(arr) > 0:
+                    kw = {"compression": compression, "shuffle": True, "chunks": (min(len(arr), 1024), *arr.shape[1:])}
                 f.create_dataset(name, data=arr, **kw)
             for k, v in (attrs or {}).items():
                 f.attrs[k] = v

@@ -428,31 +428,12 @@ def provenance(process: str, seed: int, selection: Selection, chunk_size: int, c
 
 def write_jets(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None) -> Path:
     """Write a LAGAN-layout jet file atomically (temporary name, then rename); float32 datasets."""
-    import h5py
+    from gansim.data.schema import JET_IMAGE_SHAPE, SchemaError, write_atomic
 
-    from gansim.data.schema import JET_IMAGE_SHAPE, SchemaError
-
-    path = Path(path)
     n = len(arrays["image"])
     if arrays["image"].shape[1:] != JET_IMAGE_SHAPE:
         raise SchemaError(f"cannot write 'image': shape {arrays['image'].shape}, expected (N, 25, 25)")
     for k, v in arrays.items():
         if len(v) != n:
             raise SchemaError(f"cannot write '{k}': {len(v)} entries, 'image' has {n}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, arr in arrays.items():
-                arr = np.asarray(arr, dtype=np.float32)
-                kw: dict[str, Any] = {}
-                if n > 0:
-                    kw = {"compression": "gzip", "shuffle": True, "chunks": (min(n, 1024), *arr.shape[1:])}
-                f.create_dataset(name, data=arr, **kw)
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, arrays, attrs)
