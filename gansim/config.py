@@ -101,7 +101,6 @@ class TrainConfig:
     max_nonfinite: int = _f(20, lo=1, help="consecutive non-finite steps before the run is stopped")
     val_events: int = _f(2000, lo=0, help="validation events for per-epoch physics checks")
     log_every: int = _f(20, lo=1, help="TensorBoard scalar logging interval (steps)")
-    amp: bool = _f(False, help="mixed precision on GPU")
 
 
 @dataclass

@@ -134,8 +134,6 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
               f"lr_g {t.lr_g:g}, lr_d {t.lr_d:g}, n_critic {t.n_critic}, epochs {t.epochs}", flush=True)
         print(f"gansim train: outputs in {out} (TensorBoard: tensorboard --logdir {out / 'tb'}); "
               f"checkpoints in {exp}", flush=True)
-        if t.amp:
-            print("gansim train: note: train.amp is not implemented yet; training runs in float32", flush=True)
         if previous is not None:
             print(f"gansim train: found checkpoint at epoch {previous['epoch']} (step {previous['step']}); "
                   "continuing (use --fresh to start over)", flush=True)
