@@ -242,14 +242,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """data['a']['b'] = value for key 'a.b', creating sections; a leaf in the way is an error."""
+    parts = key.split(".")
     node = data
-    for part in path[:-1]:
+    for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {'.'.join(path)}: {part} is not a section")
+            raise ConfigError(f"override {key}: {part} is not a section")
         node = child
-    node[path[-1]] = value
+    node[parts[-1]] = value
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -273,7 +275,7 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     data = json.loads(json.dumps(data))  # deep copy, plain types only
     for item in overrides:
         path, value = parse_override(item)
-        _apply_override(data, path, value)
+        set_dotted(data, ".".join(path), value)
     cfg = _build(Config, data, "")
     _validate_defaults(cfg)
     return cfg

@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gansim.config import Config, config_from_dict
-from gansim.tune.space import SearchSpace, set_dotted
+from gansim.config import Config, config_from_dict, set_dotted
+from gansim.tune.space import SearchSpace
 
 METRIC = "fidelity"
 TRAIN_RUN = "train"  # checkpoints of a trial: <trial dir>/train/checkpoint_epoch_*

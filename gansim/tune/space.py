@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gansim.config import Config, ConfigError, config_from_dict, read_yaml
+from gansim.config import Config, ConfigError, config_from_dict, read_yaml, set_dotted
 from gansim.errors import GansimError
 
 TYPES = ("uniform", "loguniform", "int", "choice")
@@ -132,18 +132,6 @@ class SearchSpace:
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=str)
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """data['a']['b'] = value for key 'a.b', creating sections; a leaf in the way is an error."""
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{key}: {part} is not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 def _number(where: str, value: Any, *, integer: bool = False) -> float | int:
