@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from gansim.atomic import atomic_path
 from gansim.errors import GansimError
 
 
@@ -134,10 +135,8 @@ class Config:
     def save(self, path: str | Path) -> Path:
         """Write the resolved config as YAML (re-loadable by load_config)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
         return path
 
 

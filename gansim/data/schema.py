@@ -10,6 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from gansim.atomic import atomic_path
 from gansim.errors import GansimError
 
 
@@ -215,22 +216,15 @@ def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[st
     """Write float32 datasets (+ attributes) to a temporary name, then rename: no half-written file is ever
     visible under `path`, and an existing file there survives any failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, arr in arrays.items():
-                arr = np.asarray(arr, dtype=np.float32)
-                kw: dict[str, Any] = {}
-                if compression and len(arr) > 0:
-                    kw = {"compression": compression, "shuffle": True, "chunks": (min(len(arr), 1024), *arr.shape[1:])}
-                f.create_dataset(name, data=arr, **kw)
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, arr in arrays.items():
+            arr = np.asarray(arr, dtype=np.float32)
+            kw: dict[str, Any] = {}
+            if compression and len(arr) > 0:
+                kw = {"compression": compression, "shuffle": True, "chunks": (min(len(arr), 1024), *arr.shape[1:])}
+            f.create_dataset(name, data=arr, **kw)
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
     return path
 
 

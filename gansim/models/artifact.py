@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gansim.atomic import atomic_path
 from gansim.config import Config, ConfigError, config_from_dict
 from gansim.data.schema import CALO_LAYERS
 from gansim.errors import GansimError
@@ -56,17 +55,8 @@ def save_generator(path: str | Path, generator: nn.Module, cfg: Config, extra: d
     _check_plain(extra, "extra")
     state = {k: v.detach().to("cpu").clone() for k, v in _unwrap(generator).state_dict().items()}
     payload = {"format": FORMAT, "config": cfg.to_dict(), "state_dict": state, "extra": extra}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

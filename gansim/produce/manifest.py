@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from gansim.atomic import atomic_path
 from gansim.errors import GansimError
 from gansim.produce.plan import Plan
 
@@ -49,17 +49,8 @@ def load_manifest(out_dir: Path) -> dict[str, Any] | None:
 
 def save_manifest(out_dir: Path, data: dict[str, Any]) -> None:
     """Write via a temporary file, fsync, rename: readers see the old or the new manifest, never half of one."""
-    path = out_dir / MANIFEST
-    tmp = out_dir / f".{MANIFEST}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out_dir / MANIFEST, fsync=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 def committed_events(data: dict[str, Any]) -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from gansim.atomic import atomic_path
 from gansim.produce.plan import Plan, chunk_filename
 from gansim.produce.storage import H5_CHUNK_EVENTS, filter_kwargs, keys_for, storage_dtype
 
@@ -16,36 +16,18 @@ CHUNK_DIR = "chunks"
 DATASET = "dataset.h5"
 
 
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (the rename of a committed chunk must survive a crash too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_chunk_file(out_dir: Path, k: int, arrays: dict[str, np.ndarray], plan: Plan,
                      attrs: dict[str, Any]) -> tuple[Path, int]:
     """Write chunk k to chunks/chunk_k.h5 via a temporary name, fsync and rename; return (path, bytes)."""
-    cdir = out_dir / CHUNK_DIR
-    final = cdir / chunk_filename(k)
-    tmp = cdir / f".{final.name}.{os.getpid()}.tmp"
+    final = out_dir / CHUNK_DIR / chunk_filename(k)
     kw = filter_kwargs(plan.compression)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, a in arrays.items():
-                n = len(a)
-                chunks = (min(n, H5_CHUNK_EVENTS), *a.shape[1:]) if n else None
-                f.create_dataset(key, data=a, chunks=chunks, **(kw if n else {}))
-            for name, v in attrs.items():
-                f.attrs[name] = v
-        fsync_path(tmp)
-        os.replace(tmp, final)
-        fsync_path(cdir)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(final, fsync=True) as tmp, h5py.File(tmp, "w") as f:
+        for key, a in arrays.items():
+            n = len(a)
+            chunks = (min(n, H5_CHUNK_EVENTS), *a.shape[1:]) if n else None
+            f.create_dataset(key, data=a, chunks=chunks, **(kw if n else {}))
+        for name, v in attrs.items():
+            f.attrs[name] = v
     return final, final.stat().st_size
 
 
@@ -80,24 +62,16 @@ def build_vds(out_dir: Path, plan: Plan, attrs: dict[str, Any]) -> Path:
     whole. Missing sources read as NaN (the fill value), which `gansim inspect` rejects.
     """
     final = out_dir / DATASET
-    tmp = out_dir / f".{DATASET}.{os.getpid()}.tmp"
-    try:
-        with h5py.File(tmp, "w", libver=("earliest", "latest")) as f:
-            for key, shape in keys_for(plan.kind).items():
-                dt = storage_dtype(key, plan.dtype)
-                layout = h5py.VirtualLayout(shape=(plan.events, *shape), dtype=dt)
-                for k in range(plan.n_chunks):
-                    start, stop = plan.chunk_range(k)
-                    src = h5py.VirtualSource(f"{CHUNK_DIR}/{chunk_filename(k)}", key, shape=(stop - start, *shape),
-                                             dtype=dt)
-                    layout[start:stop] = src
-                f.create_virtual_dataset(key, layout, fillvalue=np.nan)
-            for name, v in attrs.items():
-                f.attrs[name] = v
-        fsync_path(tmp)
-        os.replace(tmp, final)
-        fsync_path(out_dir)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(final, fsync=True) as tmp, h5py.File(tmp, "w", libver=("earliest", "latest")) as f:
+        for key, shape in keys_for(plan.kind).items():
+            dt = storage_dtype(key, plan.dtype)
+            layout = h5py.VirtualLayout(shape=(plan.events, *shape), dtype=dt)
+            for k in range(plan.n_chunks):
+                start, stop = plan.chunk_range(k)
+                src = h5py.VirtualSource(f"{CHUNK_DIR}/{chunk_filename(k)}", key, shape=(stop - start, *shape),
+                                         dtype=dt)
+                layout[start:stop] = src
+            f.create_virtual_dataset(key, layout, fillvalue=np.nan)
+        for name, v in attrs.items():
+            f.attrs[name] = v
     return final

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gansim.atomic import atomic_path
 from gansim.errors import GansimError
 
 STATE_FILE = "state.pt"
@@ -61,9 +61,8 @@ def save_state(directory: str | Path, state: dict[str, Any]) -> Path:
     if not all_finite({k: state[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d") if k in state}):
         raise GansimError("refusing to write a checkpoint with non-finite weights")
     path = directory / STATE_FILE
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"format": STATE_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": STATE_FORMAT, **state}, tmp)
     return path
 
 
