@@ -1,0 +1,88 @@
+"""Every use of Ray's and Optuna's private APIs, in one place, with the version range it was tested on.
+
+tests/test_compat.py checks that the installed versions lie in TESTED and that each private name still exists;
+when a new release moves one, this file is the only one to change.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+# (package, lowest tested, first untested) versions: a release at or above the upper bound may have moved a name.
+TESTED: dict[str, tuple[str, str]] = {"ray": ("2.50", "2.70"), "optuna": ("4.0", "6.0")}
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.split(".")[:3]:
+        m = re.match(r"\d+", part)  # leading digits: "0rc1" -> 0
+        out.append(int(m.group()) if m else 0)
+    return tuple(out)
+
+
+def untested_versions() -> list[str]:
+    """'package X.Y (tested A..B)' for every installed package outside its tested range."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg, (lo, hi) in TESTED.items():
+        try:
+            v = version(pkg)
+        except PackageNotFoundError:
+            continue
+        if not _version_tuple(lo) <= _version_tuple(v) < _version_tuple(hi):
+            out.append(f"{pkg} {v} (gansim is tested with {lo} <= {pkg} < {hi})")
+    return out
+
+
+def quiet_ray_train_logs() -> None:
+    """Ray Train V2 logs every report with its metrics dict at INFO on a logger named after its source file."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    try:
+        from ray.train.v2._internal.execution import context as _ctx  # private
+
+        logging.getLogger(_ctx.__file__).setLevel(logging.WARNING)
+    except ImportError:  # a Ray without Train V2 internals at this path: keep its default logging
+        pass
+
+
+def placement_group_table() -> list[Any]:
+    """The GCS placement-group table as PlacementGroupTableData messages (no dashboard / State API needed)."""
+    from ray._private.state import state  # private
+    from ray.core.generated import gcs_pb2
+
+    accessor = state._connect_and_get_accessor()
+    return [gcs_pb2.PlacementGroupTableData.FromString(raw) for raw in accessor.get_placement_group_table()]
+
+
+def optuna_trial(search: Any, trial_id: str) -> Any:
+    """The optuna.trial.Trial behind a Tune trial of an OptunaSearch (None when unknown)."""
+    return search._ot_trials.get(trial_id)  # private
+
+
+def optuna_study(search: Any) -> Any:
+    """The optuna.Study an OptunaSearch asks and tells."""
+    return search._ot_study  # private
+
+
+def completed_trials(search: Any) -> set[str]:
+    """Tune trial ids an OptunaSearch has already told Optuna about."""
+    return search._completed_trials  # private
+
+
+def ddp_without_forward_buffer_sync() -> dict[str, Any]:
+    """DDP keywords that stop the per-forward re-broadcast of buffers (see gansim/train/loss.py).
+
+    torch 2.12+ spells it forward_sync_buffers=False (buffers still broadcast once at construction); older torch
+    has only broadcast_buffers=False, which also skips that first broadcast - harmless here, since every rank
+    builds identical initial weights and buffers from the same seed.
+    """
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}

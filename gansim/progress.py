@@ -1,0 +1,125 @@
+"""Progress reporting for every command: a tqdm bar on a terminal, a plain status line every N seconds otherwise.
+
+One switch for all commands: `gansim --progress {auto,bar,lines,off} COMMAND ...` (or GANSIM_PROGRESS). auto
+draws bars only when the stream is a terminal; batch logs (SLURM output files, Ray workers) get one readable
+line per GANSIM_PROGRESS_INTERVAL seconds (default 30) and a final line, never cursor codes or redraws.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+MODES = ("auto", "bar", "lines", "off")
+ENV_MODE, ENV_INTERVAL = "GANSIM_PROGRESS", "GANSIM_PROGRESS_INTERVAL"
+
+
+def mode() -> str:
+    m = os.environ.get(ENV_MODE, "auto").strip().lower()
+    return m if m in MODES else "auto"
+
+
+def set_mode(value: str) -> None:
+    """Set the mode for this process and the processes it starts (Ray workers, MPI ranks inherit it)."""
+    os.environ[ENV_MODE] = value
+
+
+def interval() -> float:
+    try:
+        return max(1.0, float(os.environ.get(ENV_INTERVAL, "30")))
+    except ValueError:
+        return 30.0
+
+
+def _fmt_time(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:d}:{s % 60:02d}"
+
+
+class LineProgress:
+    """tqdm's small API (update, set_postfix, set_postfix_str, write, close, n, total) as periodic plain lines."""
+
+    def __init__(self, total: int | None, desc: str, unit: str, initial: int = 0, file: TextIO | None = None,
+                 every: float | None = None, unit_scale: bool = False, **_: Any) -> None:
+        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.file = file or sys.stderr
+        self.every = interval() if every is None else every
+        self.unit_scale = unit_scale
+        self.t0 = self.last = time.monotonic()
+        self.start_n = initial
+        self.postfix = ""
+        self.closed = False
+
+    def _count(self, v: float) -> str:
+        if self.unit_scale and v >= 1e4:
+            for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+                if v >= div:
+                    return f"{v / div:.2f}{suf}"
+        return f"{int(v):,}"
+
+    def line(self) -> str:
+        dt = max(time.monotonic() - self.t0, 1e-9)
+        rate = (self.n - self.start_n) / dt
+        parts = [f"{self.desc}: {self._count(self.n)}"]
+        if self.total:
+            parts[0] += f"/{self._count(self.total)} {self.unit} ({100.0 * self.n / self.total:.0f}%)"
+            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+            parts.append(f"{rate:,.1f} {self.unit}/s, elapsed {_fmt_time(dt)}"
+                         + (f", left {_fmt_time(eta)}" if eta != float("inf") else ""))
+        else:
+            parts[0] += f" {self.unit}"
+            parts.append(f"{rate:,.1f} {self.unit}/s, elapsed {_fmt_time(dt)}")
+        if self.postfix:
+            parts.append(self.postfix)
+        return "  ".join(parts)
+
+    def _emit(self) -> None:
+        print(self.line(), file=self.file, flush=True)
+        self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= self.every:
+            self._emit()
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        items = dict(ordered_dict or {}, **kwargs)
+        self.postfix = ", ".join(f"{k} {v}" for k, v in items.items())
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = s
+
+    def refresh(self) -> None:
+        pass
+
+    def write(self, s: str, file: TextIO | None = None) -> None:
+        print(s, file=file or sys.stdout, flush=True)
+
+    def close(self) -> None:
+        if not self.closed and self.n > self.start_n:
+            self._emit()
+        self.closed = True
+
+
+class _Silent(LineProgress):
+    def _emit(self) -> None:
+        self.last = time.monotonic()
+
+
+def bar(total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0, file: TextIO | None = None,
+        enabled: bool = True, leave: bool = True, unit_scale: bool = False) -> Any:
+    """A progress reporter for the current mode: tqdm on a terminal, LineProgress otherwise, silent when off
+    (or enabled=False, e.g. a command's --quiet)."""
+    stream = file or sys.stderr
+    m = mode()
+    if not enabled or m == "off":
+        return _Silent(total, desc, unit, initial, stream)
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    if m == "bar" or (m == "auto" and tty):
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
+                    mininterval=0.5, leave=leave, unit_scale=unit_scale)
+    return LineProgress(total, desc, unit, initial, stream, unit_scale=unit_scale)
