@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from gansim.config import Loss
 from gansim.errors import GansimError
 
-LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge", "least-squares")
+LOSSES: tuple[str, ...] = typing.get_args(Loss)
 
 
 def _check(name: str) -> None:
@@ -44,21 +46,27 @@ def g_loss(name: str, fake_score: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     alpha: torch.Tensor) -> torch.Tensor:
     """WGAN-GP (arXiv:1704.00028): mean over the batch of (||grad_x critic(x)||_2 - 1)^2 at random interpolates.
 
-    Differentiable w.r.t. the critic's parameters (create_graph=True); real and fake are detached.
-    alpha ~ U(0,1) per sample, drawn from `generator` (CPU or on the data's device) when given.
+    x = alpha * real + (1 - alpha) * fake with alpha (B,) in [0, 1) per sample. Differentiable w.r.t. the
+    critic's parameters (create_graph=True); real and fake are detached.
     """
     if real.shape != fake.shape:
         raise GansimError(f"gradient_penalty: real {tuple(real.shape)} and fake {tuple(fake.shape)} differ")
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    gen_device = generator.device if generator is not None else real.device
-    alpha = torch.rand(shape, generator=generator, device=gen_device, dtype=real.dtype).to(real.device)
-    x = (alpha * real.detach() + (1.0 - alpha) * fake.detach()).requires_grad_(True)
+    if alpha.shape != real.shape[:1]:
+        raise GansimError(f"gradient_penalty: alpha has shape {tuple(alpha.shape)}, expected ({real.shape[0]},)")
+    a = alpha.to(real.device, real.dtype).reshape((real.shape[0],) + (1,) * (real.dim() - 1))
+    x = (a * real.detach() + (1.0 - a) * fake.detach()).requires_grad_(True)
     score = critic(x)
     (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def readout(name: str, score: torch.Tensor) -> torch.Tensor:
+    """What TensorBoard shows: mean sigmoid(D) for probability losses, the mean critic value otherwise."""
+    s = score.detach().float()
+    return torch.sigmoid(s).mean() if name in ("minimax", "non-saturating") else s.mean()
 
 
 def energy_aux_loss(energy_reco: torch.Tensor, energy_true: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,11 @@ from torch import nn
 
 from gansim.atomic import atomic_path
 from gansim.config import Config, ConfigError, config_from_dict
-from gansim.data.schema import CALO_LAYERS
 from gansim.errors import GansimError
-from gansim.models.registry import DATA_SCALE, build_generator, model_kind
+from gansim.models.registry import build_generator, latent_size, model_kind
+from gansim.models.sampler import Sampler
 
-FORMAT = "gansim-generator/1"
-Z_BLOCK = 4096  # latent vectors are drawn per block of this many events, so outputs do not depend on batch_size
+FORMAT = "gansim-generator/2"
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -68,83 +67,40 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _z_block(seed: int, k: int, latent_dim: int) -> torch.Tensor:
-    """Latent vectors of events [k*Z_BLOCK, (k+1)*Z_BLOCK), seeded from (seed, k) on the CPU (device independent)."""
-    s = int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0])
-    g = torch.Generator().manual_seed(s)
-    return torch.randn(Z_BLOCK, latent_dim, generator=g)
-
-
-def draw_latent(seed: int, start: int, stop: int, latent_dim: int) -> torch.Tensor:
-    """z for events [start, stop) of the stream defined by seed; any split into ranges gives the same rows."""
-    parts = []
-    for k in range(start // Z_BLOCK, (stop - 1) // Z_BLOCK + 1):
-        lo, hi = max(start, k * Z_BLOCK) - k * Z_BLOCK, min(stop, (k + 1) * Z_BLOCK) - k * Z_BLOCK
-        parts.append(_z_block(seed, k, latent_dim)[lo:hi])
-    return torch.cat(parts) if parts else torch.empty(0, latent_dim)
-
-
 class GeneratorArtifact:
-    """A loaded generator: module (eval, on device), config, kind ("calo"|"jets"), latent_dim, sha256."""
+    """A loaded generator: module (eval, on device), config, kind, latent_dim, sha256, and its Sampler."""
 
     def __init__(self, module: nn.Module, config: Config, sha256: str, extra: dict[str, Any], path: Path,
                  device: str) -> None:
         self.module, self.config, self.sha256, self.extra, self.path = module, config, sha256, extra, path
         self.device = torch.device(device)
         self.kind = model_kind(config)
-        self.latent_dim = config.model.latent_dim
+        self.latent_dim = latent_size(config)
+        self.sampler = Sampler(module, self.kind, self.latent_dim, self.device)
 
-    def forward_batch(self, z: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Model units (GeV cells / 100-GeV pixels), no grad. cond: (B,) or (B,1) energies in GeV or 0/1 labels."""
-        with torch.inference_mode():
-            z = z.to(self.device, torch.float32, non_blocking=True)
-            cond = cond.to(self.device, torch.float32, non_blocking=True).reshape(-1)
-            if self.kind == "calo":
-                return self.module(z, cond.unsqueeze(1))
-            return {"image": self.module(z, cond)}
-
-    def to_file_units(self, out: dict[str, torch.Tensor], cond: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
-        """calo: energy (N,1) GeV, layer_0..2 MeV, overflow zeros (N,3); jets: image GeV, signal 0/1. float32."""
-        cond_np = (cond.detach().cpu().numpy() if isinstance(cond, torch.Tensor) else np.asarray(cond))
-        cond_np = cond_np.astype(np.float32).reshape(-1)
-        scale = 1.0 / DATA_SCALE[self.kind]
-        if self.kind == "calo":
-            res = {"energy": cond_np.reshape(-1, 1)}
-            for k in CALO_LAYERS:
-                res[k] = np.ascontiguousarray((out[k].float() * scale).cpu().numpy(), dtype=np.float32)
-            res["overflow"] = np.zeros((len(cond_np), 3), np.float32)
-            return res
-        return {"image": np.ascontiguousarray((out["image"].float() * scale).cpu().numpy(), dtype=np.float32),
-                "signal": cond_np}
+    @property
+    def condition_range(self) -> tuple[float, float] | None:
+        """(min, max) of the condition the generator was trained on, when the artefact records it."""
+        r = self.extra.get("condition_range")
+        return (float(r[0]), float(r[1])) if isinstance(r, (list, tuple)) and len(r) == 2 else None
 
     def generate(self, cond: np.ndarray, seed: int = 0, batch_size: int = 1024,
                  z: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Events for each condition (GeV energies or 0/1 labels) in file units; same seed -> same events."""
-        cond = np.asarray(cond, dtype=np.float32).reshape(-1)
-        n = len(cond)
-        if batch_size < 1:
-            raise GansimError(f"batch_size must be >= 1, got {batch_size}")
-        if z is not None:
-            z = np.asarray(z, dtype=np.float32)
-            if z.shape != (n, self.latent_dim):
-                raise GansimError(f"z has shape {z.shape}, expected ({n}, {self.latent_dim})")
-        chunks: list[dict[str, np.ndarray]] = []
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            zb = torch.from_numpy(z[start:stop]) if z is not None else draw_latent(seed, start, stop, self.latent_dim)
-            cb = torch.from_numpy(cond[start:stop])
-            chunks.append(self.to_file_units(self.forward_batch(zb, cb), cb))
-        if not chunks:
-            return self.to_file_units(self.forward_batch(torch.empty(0, self.latent_dim), torch.empty(0)),
-                                      torch.empty(0))
-        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        return self.sampler.generate(cond, seed, batch_size=batch_size, z=z)
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> GeneratorArtifact:
     """Read an artefact with torch.load(weights_only=True); GansimError naming the problem on a bad file."""
     path = Path(path)
     if not path.is_file():
-        raise GansimError(f"generator file not found: {path}")
+        from gansim.paths import list_shipped_generators, shipped_generator
+
+        shipped = shipped_generator(str(path))
+        if shipped is None:
+            names = ", ".join(list_shipped_generators()) or "none installed"
+            raise GansimError(f"generator file not found: {path} (nor a shipped generator name: {names})")
+        path = shipped
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on junk (IndexError, UnpicklingError, ...)
@@ -186,4 +142,4 @@ def load_generator(path: str | Path, device: str = "cpu") -> GeneratorArtifact:
     return GeneratorArtifact(module, cfg, file_sha256(path), extra, path, device)
 
 
-__all__ = ["FORMAT", "GeneratorArtifact", "draw_latent", "file_sha256", "load_generator", "save_generator"]
+__all__ = ["FORMAT", "GeneratorArtifact", "file_sha256", "load_generator", "save_generator"]

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gansim.data.schema import CALO_LAYERS, LAYER_SHAPES
+from gansim.kinds.calo import CALO, CALO_LAYERS, LAYER_SHAPES, N_CELLS
 from gansim.models.layers import LocallyConnected2d, MinibatchDiscrimination, leaky, same_pad
 
-N_CELLS = sum(h * w for h, w in LAYER_SHAPES.values())  # 504 cells in the three layers
+__all__ = ["N_CELLS", "CaloDiscriminator", "CaloGenerator", "LayerStream", "pack_layers", "unpack_layers"]
 
 
 def generator_widths(base: int) -> tuple[int, int, int]:
@@ -24,17 +24,12 @@ def discriminator_widths(base: int) -> tuple[int, int, int, int]:
 
 def pack_layers(layers: dict[str, torch.Tensor]) -> torch.Tensor:
     """{"layer_0": (B,3,96), ...} -> (B, 504), e.g. to hand a flat tensor to gradient_penalty."""
-    return torch.cat([layers[k].flatten(1) for k in CALO_LAYERS], dim=1)
+    return CALO.flatten(layers, CALO_LAYERS)
 
 
 def unpack_layers(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Inverse of pack_layers: (B, 504) -> the layer dict (views, no copy)."""
-    out, start = {}, 0
-    for k in CALO_LAYERS:
-        h, w = LAYER_SHAPES[k]
-        out[k] = x[:, start:start + h * w].reshape(-1, h, w)
-        start += h * w
-    return out
+    return CALO.unflatten(x)
 
 
 class LayerStream(nn.Module):
@@ -81,14 +76,14 @@ def layer1_to_2(x: torch.Tensor) -> torch.Tensor:
 class CaloGenerator(nn.Module):
     """G(z, E): z * E/100 feeds three streams; attention carries layer 0 -> 1 -> 2; ReLU gives energies in GeV."""
 
-    def __init__(self, latent_dim: int, base: int = 64, attention: bool = True) -> None:
+    def __init__(self, *, latent_dim: int, base: int = 64, attention: bool = True) -> None:
         super().__init__()
         self.latent_dim, self.attention = latent_dim, attention
         self.streams = nn.ModuleList(LayerStream(latent_dim, *LAYER_SHAPES[k], base) for k in CALO_LAYERS)
         self.attn = nn.ModuleList([InpaintingAttention(), InpaintingAttention()]) if attention else None
 
     def forward(self, z: torch.Tensor, energy: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = z * (energy.reshape(-1, 1) / 100.0)  # incident energy in GeV scales the latent vector
+        h = z * (energy.reshape(-1, 1) / 100.0)  # incident energy (B,) in GeV scales the latent vector
         x0, x1, x2 = (s(h) for s in self.streams)
         if self.attn is not None:
             x1 = self.attn[0](x1, layer0_to_1(x0))
@@ -138,7 +133,7 @@ class CaloDiscriminator(nn.Module):
     and minibatch discrimination on the layer energies. The reconstructed energy is the sum of all cells.
     """
 
-    def __init__(self, base: int = 64, batchnorm: bool = True, mbd_kernels: int = 10, mbd_dim: int = 10) -> None:
+    def __init__(self, *, base: int = 64, batchnorm: bool = True, mbd_kernels: int = 10, mbd_dim: int = 10) -> None:
         super().__init__()
         self.layers = nn.ModuleList(LayerFeatures(*LAYER_SHAPES[k], base, batchnorm, mbd_kernels, mbd_dim)
                                     for k in CALO_LAYERS)

@@ -24,7 +24,7 @@ def discriminator_widths(base: int) -> tuple[int, int]:
 class JetGenerator(nn.Module):
     """G(z, label): z * embedding(label) -> dense 7x7 -> conv 5x5 -> up 14 -> LC 5x5 -> up 28 -> LC 3x3 -> LC 2x2."""
 
-    def __init__(self, latent_dim: int, base: int = 64) -> None:
+    def __init__(self, *, latent_dim: int, base: int = 64) -> None:
         super().__init__()
         c_dense, c_conv, c_lc = generator_widths(base)
         self.latent_dim, self.c_dense = latent_dim, c_dense
@@ -40,19 +40,20 @@ class JetGenerator(nn.Module):
             LocallyConnected2d(c_lc, 1, (26, 26), 2, bias=False),
         )
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
         h = z * self.embed(label.reshape(-1).long())  # Hadamard product with the class embedding
         x = self.dense(h).view(z.shape[0], self.c_dense, 7, 7)
-        return F.relu(self.body(x)).squeeze(1).contiguous()
+        return {"image": F.relu(self.body(x)).squeeze(1).contiguous()}
 
 
 class JetDiscriminator(nn.Module):
     """D(image, label) -> (score logit, class logit): ACGAN critic, conv 5x5 + three LC blocks + avg-pool + MBD.
 
-    The label is accepted for interface symmetry; as in ACGAN the critic predicts it (class_logit) instead.
+    Input: {"image": (B, 25, 25)}. The label is accepted for interface symmetry; as in ACGAN the critic predicts
+    it (class_logit) instead.
     """
 
-    def __init__(self, base: int = 64, batchnorm: bool = True, dropout: float = 0.2,
+    def __init__(self, *, base: int = 64, batchnorm: bool = True, dropout: float = 0.2,
                  mbd_kernels: int = 10, mbd_dim: int = 10) -> None:
         super().__init__()
         c_conv, c_lc = discriminator_widths(base)
@@ -73,8 +74,9 @@ class JetDiscriminator(nn.Module):
         self.score = nn.Linear(n_in, 1)
         self.aux = nn.Linear(n_in, 1)
 
-    def forward(self, image: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.body(image.unsqueeze(1))
+    def forward(self, x: dict[str, torch.Tensor], label: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.body(x["image"].unsqueeze(1))
         if self.mbd is not None:
             feats = torch.cat([feats, self.mbd(feats)], dim=1)
         return self.score(feats).squeeze(1), self.aux(feats).squeeze(1)

@@ -1,98 +1,132 @@
-"""Model registry: build a generator / discriminator pair from the config by name ("calogan", "lagan")."""
+"""Model registry: each family builds its generator and critic by keyword from the config (and data statistics)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from gansim.config import Config
 from gansim.errors import GansimError
+from gansim.kinds import DataKind, get_kind
+from gansim.kinds.calo import N_CELLS
+from gansim.models.names import MODEL_KINDS
 
-# Model units = file units x DATA_SCALE: calo cells MeV -> GeV, jet pixels GeV -> 100 GeV.
-DATA_SCALE: dict[str, float] = {"calo": 1e-3, "jets": 1e-2}
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one registered model family."""
+    """How to build one registered model family.
 
-    kind: str  # data kind: "calo" or "jets"
-    generator: Callable[[Config], nn.Module]
-    discriminator: Callable[[Config], nn.Module]
+    generator(cfg, stats) and discriminator(cfg, stats) return modules; `stats` are data statistics computed by
+    `statistics(arrays)` on the training set before a fresh run (None when building a module whose state is
+    loaded next, e.g. from an artefact). Families without data-dependent initialisation leave statistics None.
+    """
+
+    kind: str
+    generator: Callable[[Config, dict[str, Any] | None], nn.Module]
+    discriminator: Callable[[Config, dict[str, Any] | None], nn.Module]
+    statistics: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None
+    extra_latent: int = 0  # latent values beyond model.latent_dim (e.g. calo-mlp's per-cell noise)
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, kind: str) -> Callable[[type], type]:
-    """Class decorator: the class provides static generator(cfg) and discriminator(cfg) builders."""
-
-    def wrap(cls: type) -> type:
-        MODELS[name] = ModelSpec(kind, cls.generator, cls.discriminator)
-        return cls
-
-    return wrap
+def register(name: str, spec: ModelSpec) -> None:
+    if MODEL_KINDS.get(name) != spec.kind:
+        raise GansimError(f"model {name!r}: add it to gansim.models.names.MODEL_KINDS with kind {spec.kind!r}")
+    MODELS[name] = spec
 
 
-def _disc_batchnorm(cfg: Config) -> bool:
-    # BatchNorm couples samples in a batch, which breaks the per-sample gradient penalty of WGAN-GP.
-    return cfg.model.batchnorm and cfg.loss.name != "wgan-gp"
+def _calogan_g(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.calogan import CaloGenerator
+
+    m = cfg.model
+    return CaloGenerator(latent_dim=m.latent_dim, base=m.gen_channels, attention=m.attention)
 
 
-@register("calogan", "calo")
-class _CaloGAN:
-    @staticmethod
-    def generator(cfg: Config) -> nn.Module:
-        from gansim.models.calogan import CaloGenerator
+def _calogan_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.calogan import CaloDiscriminator
 
-        return CaloGenerator(cfg.model.latent_dim, cfg.model.gen_channels, cfg.model.attention)
-
-    @staticmethod
-    def discriminator(cfg: Config) -> nn.Module:
-        from gansim.models.calogan import CaloDiscriminator
-
-        return CaloDiscriminator(cfg.model.disc_channels, _disc_batchnorm(cfg),
-                                 cfg.model.minibatch_kernels, cfg.model.minibatch_dim)
+    m = cfg.model
+    return CaloDiscriminator(base=m.disc_channels, batchnorm=m.critic_batchnorm(cfg.loss.name),
+                             mbd_kernels=m.minibatch_kernels, mbd_dim=m.minibatch_dim)
 
 
-@register("lagan", "jets")
-class _LAGAN:
-    @staticmethod
-    def generator(cfg: Config) -> nn.Module:
-        from gansim.models.lagan import JetGenerator
+def _lagan_g(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.lagan import JetGenerator
 
-        return JetGenerator(cfg.model.latent_dim, cfg.model.gen_channels)
-
-    @staticmethod
-    def discriminator(cfg: Config) -> nn.Module:
-        from gansim.models.lagan import JetDiscriminator
-
-        wgan = cfg.loss.name == "wgan-gp"
-        return JetDiscriminator(cfg.model.disc_channels, _disc_batchnorm(cfg), 0.0 if wgan else 0.2,
-                                cfg.model.minibatch_kernels, cfg.model.minibatch_dim)
+    return JetGenerator(latent_dim=cfg.model.latent_dim, base=cfg.model.gen_channels)
 
 
-def _spec(cfg: Config) -> ModelSpec:
+def _lagan_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.lagan import JetDiscriminator
+
+    m = cfg.model
+    return JetDiscriminator(base=m.disc_channels, batchnorm=m.critic_batchnorm(cfg.loss.name),
+                            dropout=m.critic_dropout(cfg.loss.name), mbd_kernels=m.minibatch_kernels,
+                            mbd_dim=m.minibatch_dim)
+
+
+def _calo_mlp_g(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.calo_mlp import CaloMLPGenerator
+
+    m = cfg.model
+    return CaloMLPGenerator(latent_dim=m.latent_dim, hidden=m.gen_channels, layers=m.gen_layers, stats=stats)
+
+
+def _calo_mlp_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
+    from gansim.models.calo_mlp import CaloMLPCritic
+
+    m = cfg.model
+    return CaloMLPCritic(hidden=m.disc_channels, layers=m.disc_layers, stats=stats)
+
+
+def _calo_mlp_stats(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from gansim.models.calo_mlp import fit_statistics
+
+    return fit_statistics(arrays)
+
+
+register("calogan", ModelSpec("calo", _calogan_g, _calogan_d))
+register("lagan", ModelSpec("jets", _lagan_g, _lagan_d))
+register("calo-mlp", ModelSpec("calo", _calo_mlp_g, _calo_mlp_d, _calo_mlp_stats, extra_latent=N_CELLS))
+
+
+def spec_of(cfg: Config) -> ModelSpec:
     try:
         return MODELS[cfg.model.name]
     except KeyError:
         raise GansimError(f"model.name: unknown model {cfg.model.name!r} (known: {', '.join(MODELS)})") from None
 
 
-def model_kind(cfg: Config) -> str:
-    """"calo" for calogan, "jets" for lagan."""
-    return _spec(cfg).kind
+def model_kind(cfg: Config) -> DataKind:
+    """The data kind the configured model makes."""
+    return get_kind(spec_of(cfg).kind)
 
 
-def build_generator(cfg: Config) -> nn.Module:
-    return _spec(cfg).generator(cfg)
+def latent_size(cfg: Config) -> int:
+    """Length of the latent vector the generator takes (what samplers draw per event)."""
+    return cfg.model.latent_dim + spec_of(cfg).extra_latent
 
 
-def build_discriminator(cfg: Config) -> nn.Module:
-    """The critic; without BatchNorm (and dropout) when cfg.loss.name == "wgan-gp"."""
-    return _spec(cfg).discriminator(cfg)
+def data_statistics(cfg: Config, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The family's data statistics of a training set (None for families without any)."""
+    spec = spec_of(cfg)
+    return spec.statistics(arrays) if spec.statistics is not None else None
+
+
+def build_generator(cfg: Config, stats: dict[str, Any] | None = None) -> nn.Module:
+    return spec_of(cfg).generator(cfg, stats)
+
+
+def build_discriminator(cfg: Config, stats: dict[str, Any] | None = None) -> nn.Module:
+    """The critic; BatchNorm and dropout as resolved by cfg.model.critic_batchnorm / critic_dropout."""
+    return spec_of(cfg).discriminator(cfg, stats)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -107,6 +141,5 @@ def describe(cfg: Config) -> str:
         return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
     m = cfg.model
-    extra = f", attention {'on' if m.attention else 'off'}" if m.name == "calogan" else ""
-    return (f"{m.name} ({model_kind(cfg)}): G {fmt(g)} params ({g:,}), D {fmt(d)} params ({d:,}), "
-            f"latent {m.latent_dim}, loss {cfg.loss.name}{extra}")
+    return (f"{m.name} ({model_kind(cfg).name}): G {fmt(g)} params ({g:,}), D {fmt(d)} params ({d:,}), "
+            f"latent {m.latent_dim}, loss {cfg.loss.name}")
