@@ -1,4 +1,4 @@
-"""Training checkpoints: state.pt (G, D, G-EMA, optimisers, counters, RNG states, config), finite-checked."""
+"""Training checkpoints: what state.pt holds (G, D, G-EMA, optimisers, counters, RNG, config), written and read."""
 
 from __future__ import annotations
 
@@ -107,3 +107,55 @@ def resolve_checkpoint(path: str | Path) -> Path:
             raise GansimError(f"{path}: no checkpoint ({CKPT_PREFIX}*/{STATE_FILE}) found in this directory")
         return latest / STATE_FILE
     raise GansimError(f"checkpoint not found: {path}")
+
+
+# Config sections that must match to continue from a checkpoint (others, e.g. epochs or lr, may change).
+RESUME_MUST_MATCH = ("model",)
+
+
+def check_resumable(cfg: Any, restored: dict[str, Any]) -> None:
+    """GansimError when the checkpoint was trained with a model config other than cfg's."""
+    old = restored.get("config", {})
+    new = cfg.to_dict()
+    for section in RESUME_MUST_MATCH:
+        if old.get(section) != new[section]:
+            diff = sorted(k for k in new[section] if old.get(section, {}).get(k) != new[section][k])
+            raise GansimError(f"the checkpoint was trained with a different {section} config ({', '.join(diff)}); "
+                              "use --fresh to start over or a different --out")
+
+
+def _bare(module: Any) -> Any:
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
+
+def pack(trainer: Any, metrics: dict[str, float]) -> dict[str, Any]:
+    """Everything a Trainer needs to continue, as plain types and tensors (loadable with weights_only=True)."""
+    return {
+        "G": _bare(trainer.G).state_dict(), "D": _bare(trainer.D).state_dict(),
+        "G_ema": trainer.g_ema.state_dict() if trainer.g_ema is not None else None,
+        "opt_g": trainer.opt_g.state_dict(), "opt_d": trainer.opt_d.state_dict(),
+        "step": trainer.step, "epoch": trainer.epoch, "nonfinite_total": trainer.nonfinite_total,
+        "condition_range": list(trainer.condition_range),
+        "rng": rng_state(), "config": trainer.cfg.to_dict(),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+
+
+def restore(trainer: Any, state: dict[str, Any]) -> None:
+    """Load a packed state into a freshly built Trainer; this run's learning rates and betas win."""
+    _bare(trainer.G).load_state_dict(state["G"])
+    _bare(trainer.D).load_state_dict(state["D"])
+    if trainer.g_ema is not None:
+        trainer.g_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
+    trainer.opt_g.load_state_dict(state["opt_g"])
+    trainer.opt_d.load_state_dict(state["opt_d"])
+    t = trainer.cfg.train
+    for opt, lr in ((trainer.opt_g, t.lr_g), (trainer.opt_d, t.lr_d)):
+        for group in opt.param_groups:
+            group["lr"], group["betas"] = lr, (t.beta1, t.beta2)
+    trainer.step, trainer.epoch = int(state["step"]), int(state["epoch"])
+    trainer.nonfinite_total = int(state.get("nonfinite_total", 0))
+    if state.get("condition_range"):
+        trainer.condition_range = [float(x) for x in state["condition_range"]]
+    if trainer.rank == 0 and state.get("rng"):
+        set_rng_state(state["rng"])

@@ -7,6 +7,7 @@ from typing import Any
 
 from gansim.config import ConfigError, config_from_dict
 from gansim.errors import GansimError
+from gansim.paths import refuse_overwrite
 from gansim.train.checkpoint import load_state, resolve_checkpoint
 
 
@@ -19,7 +20,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = T
     from gansim.models.registry import build_generator
 
     state_path = resolve_checkpoint(checkpoint)
+    refuse_overwrite(out, state_path)
     state = load_state(state_path)
+    if not isinstance(state.get("config"), dict):
+        raise GansimError(f"{state_path}: the checkpoint holds no config (not written by gansim train)")
+    for key in ("G", "epoch", "step"):
+        if key not in state:
+            raise GansimError(f"{state_path}: the checkpoint lacks '{key}' (not written by gansim train)")
     try:
         cfg = config_from_dict(state["config"])
     except ConfigError as exc:
@@ -34,6 +41,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = T
     generator.eval()
     extra = {
         "source_checkpoint": str(state_path.resolve()),
+        "condition_range": [float(x) for x in state.get("condition_range") or []] or None,
         "epoch": int(state["epoch"]),
         "step": int(state["step"]),
         "ema": bool(use_ema and has_ema),

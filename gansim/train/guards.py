@@ -19,17 +19,13 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
     return torch.stack(grads).norm()
 
 
-def any_rank_true(flag: bool, device: torch.device) -> bool:
-    """Logical OR of a per-rank flag over all ranks, so every rank takes the same branch (skip or step)."""
-    if not distributed():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def is_bad(*values: torch.Tensor) -> bool:
-    return any(not bool(torch.isfinite(v).all()) for v in values)
+def any_rank_bad(values: tuple[torch.Tensor, ...], device: torch.device) -> bool:
+    """True when any value on any rank is NaN or inf: one fused flag, one all-reduce, one host sync."""
+    bad = torch.stack([(~torch.isfinite(v.detach().float())).any() for v in values]).any().float().reshape(1)
+    if distributed():
+        bad = bad.to(device)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bool(bad.item() > 0)
 
 
 def snapshot_buffers(*modules: nn.Module) -> list[torch.Tensor]:
@@ -47,8 +43,9 @@ def restore_buffers(saved: list[torch.Tensor], *modules: nn.Module) -> None:
 def sync_buffers(module: nn.Module) -> None:
     """Average floating buffers (BatchNorm running stats) over ranks; integer buffers from rank 0.
 
-    The models are wrapped with broadcast_buffers=False (see loop.py), so each rank's running statistics drift
-    apart during an epoch; this brings them back together before validation, checkpoints and export.
+    The models are wrapped with broadcast_buffers=False (see gansim/train/loss.py), so each rank's running
+    statistics drift apart during an epoch; this brings them back together before validation, checkpoints and
+    export.
     """
     if not distributed():
         return

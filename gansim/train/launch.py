@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from gansim.config import Config, config_from_dict
 from gansim.errors import GansimError
-from gansim.train.checkpoint import STATE_FILE, latest_checkpoint, load_state
+from gansim.train.checkpoint import CKPT_PREFIX, STATE_FILE, check_resumable, latest_checkpoint, load_state
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2  # training moves no data through the object store
 
@@ -34,13 +35,14 @@ def check_inputs(cfg: Config) -> int:
         raise GansimError(f"training data not found: {cfg.data.path} (make it with `gansim simulate`, "
                           "or pass --data FILE)")
     try:
-        summary = validate(cfg.data.path, scan=False)
+        # scan=True: NaN/inf or negative values are refused here, before a run that would skip every step
+        summary = validate(cfg.data.path, scan=True)
     except SchemaError as exc:
-        raise GansimError(f"{cfg.data.path}: {exc}") from None
+        raise GansimError(f"training data rejected: {exc}") from None
     kind = model_kind(cfg)
-    if summary.format != kind:
+    if summary.format != kind.name:
         raise GansimError(f"{cfg.data.path} holds {summary.format} data but model.name={cfg.model.name} "
-                          f"trains on {kind} data")
+                          f"trains on {kind.name} data")
     n = summary.n_events if cfg.data.max_events <= 0 else min(summary.n_events, cfg.data.max_events)
     n_train = n - int(round(n * cfg.data.val_fraction))
     need = cfg.train.batch_size * cfg.train.workers * cfg.train.n_critic
@@ -85,6 +87,26 @@ def _check_resources(cfg: Config) -> None:
                           f"the Ray cluster has {total.get('CPU', 0):g} (lower train.cpus_per_worker)")
 
 
+# What a training run writes into <out>/<run.name>/ (gansim's checkpoints and Ray Train's run state); --fresh
+# removes these and nothing else, so a run directory that holds user files keeps them.
+TRAINING_OUTPUTS = (f"{CKPT_PREFIX}*", "checkpoint_manager_snapshot.json", ".validate_storage_marker")
+
+
+def remove_training_outputs(exp: Path) -> int:
+    """Delete what training wrote in exp (see TRAINING_OUTPUTS); returns the number of entries removed."""
+    n = 0
+    for pattern in TRAINING_OUTPUTS:
+        for p in exp.glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            n += 1
+    with contextlib.suppress(OSError):
+        exp.rmdir()  # only when nothing else is left
+    return n
+
+
 def experiment_dir(cfg: Config, storage_path: str | None) -> Path:
     return Path(storage_path or cfg.run.out_dir).expanduser().resolve() / cfg.run.name
 
@@ -94,8 +116,6 @@ def _previous(cfg: Config, exp: Path) -> dict[str, Any] | None:
     if ckpt is None:
         return None
     state = load_state(ckpt / STATE_FILE)
-    from gansim.train.loop import check_resumable
-
     check_resumable(cfg, state)
     return state
 
@@ -108,41 +128,61 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
     the same call continues from the latest checkpoint there (Ray Train restores it); resume=False deletes that
     run's checkpoints first. Raises GansimError when the run diverges or fails beyond train.max_failures.
     """
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    from gansim.models.registry import describe
-    from gansim.train.loop import train_loop_per_worker
-
     cfg = resolve_paths(cfg)
     check_inputs(cfg)
     out = Path(cfg.run.out_dir)
     exp = experiment_dir(cfg, storage_path)
     if not resume and exp.exists():
-        shutil.rmtree(exp)
-        if verbose:
-            print(f"gansim train: --fresh: removed previous checkpoints in {exp}", flush=True)
+        removed = remove_training_outputs(exp)
+        if verbose and removed:
+            print(f"gansim train: --fresh: removed {removed} previous checkpoint entries in {exp}", flush=True)
     previous = _previous(cfg, exp) if resume else None
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
-    t = cfg.train
-    use_gpu = t.gpus_per_worker > 0
     if verbose:
-        print(f"gansim train: {describe(cfg)}", flush=True)
-        print(f"gansim train: {t.workers} worker(s) x batch {t.batch_size} = global batch "
-              f"{t.workers * t.batch_size}; {'NCCL on GPU' if use_gpu else 'gloo on CPU'}; "
-              f"lr_g {t.lr_g:g}, lr_d {t.lr_d:g}, n_critic {t.n_critic}, epochs {t.epochs}", flush=True)
-        print(f"gansim train: outputs in {out} (TensorBoard: tensorboard --logdir {out / 'tb'}); "
-              f"checkpoints in {exp}", flush=True)
-        if previous is not None:
-            print(f"gansim train: found checkpoint at epoch {previous['epoch']} (step {previous['step']}); "
-                  "continuing (use --fresh to start over)", flush=True)
+        _announce(cfg, out, exp, previous)
+    t = cfg.train
     ensure_ray(t.workers * t.cpus_per_worker, t.workers * t.gpus_per_worker, verbose)
     _check_resources(cfg)
-    resources = {"CPU": t.cpus_per_worker}
-    if use_gpu:
-        resources["GPU"] = t.gpus_per_worker
-    trainer = TorchTrainer(
+    try:
+        result = _torch_trainer(cfg, out, exp, callbacks).fit()
+    except Exception as exc:  # TrainingFailedError after max_failures restarts, or a controller error
+        raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp})") from None
+    metrics = _outcome(cfg, result, exp)
+    if verbose:
+        fid = metrics.get("fidelity")
+        print(f"gansim train: done: epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
+              f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}", flush=True)
+        print(f"gansim train: next: gansim export {exp} --out {out / 'generator.pt'}", flush=True)
+    return result
+
+
+def _announce(cfg: Config, out: Path, exp: Path, previous: dict[str, Any] | None) -> None:
+    from gansim.models.registry import describe
+
+    t = cfg.train
+    print(f"gansim train: {describe(cfg)}", flush=True)
+    print(f"gansim train: {t.workers} worker(s) x batch {t.batch_size} = global batch "
+          f"{t.workers * t.batch_size}; {'NCCL on GPU' if t.gpus_per_worker > 0 else 'gloo on CPU'}; "
+          f"lr_g {t.lr_g:g}, lr_d {t.lr_d:g}, n_critic {t.n_critic}, epochs {t.epochs}", flush=True)
+    print(f"gansim train: outputs in {out} (TensorBoard: tensorboard --logdir {out / 'tb'}); "
+          f"checkpoints in {exp}", flush=True)
+    if previous is not None:
+        print(f"gansim train: found checkpoint at epoch {previous['epoch']} (step {previous['step']}); "
+              "continuing (use --fresh to start over)", flush=True)
+
+
+def _torch_trainer(cfg: Config, out: Path, exp: Path, callbacks: list[Any] | None) -> Any:
+    """The Ray Train TorchTrainer: t.workers DDP workers (gloo on CPU, NCCL on GPU) running the loop."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from gansim.train.loop import train_loop_per_worker
+
+    t = cfg.train
+    use_gpu = t.gpus_per_worker > 0
+    resources = {"CPU": t.cpus_per_worker, **({"GPU": t.gpus_per_worker} if use_gpu else {})}
+    return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.to_dict(), "out_dir": str(out)},
         scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=use_gpu,
@@ -156,10 +196,10 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )
-    try:
-        result = trainer.fit()
-    except Exception as exc:  # TrainingFailedError after max_failures restarts, or a controller error
-        raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp})") from None
+
+
+def _outcome(cfg: Config, result: Any, exp: Path) -> dict[str, Any]:
+    """The run's final metrics; GansimError when it failed or diverged."""
     if result.error is not None:
         raise GansimError(f"training failed: {_first_line(result.error)}")
     metrics = result.metrics or {}
@@ -174,11 +214,7 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
             f"training diverged: {cfg.train.max_nonfinite} consecutive non-finite steps at step "
             f"{int(metrics.get('step', 0))} (epoch {int(metrics.get('epoch', 0)) + 1}); no checkpoint was written "
             f"for it. Last good checkpoint: {last or 'none'}. Lower train.lr_g / train.lr_d or check the data.")
-    if verbose:
-        fid = metrics.get("fidelity")
-        print(f"gansim train: done: epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
-              f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}", flush=True)
-    return result
+    return metrics
 
 
 def _first_line(exc: BaseException) -> str:
