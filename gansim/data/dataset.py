@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gansim.data.schema import CALO_LAYERS, JET_OPTIONAL_KEYS, validate
+from gansim.data.schema import validate
+from gansim.kinds import get_kind
+from gansim.seeding import Purpose, numpy_rng
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +22,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    perm = np.random.default_rng(np.random.SeedSequence([seed, n, 0x5EED])).permutation(n)
+    perm = numpy_rng(seed, Purpose.SPLIT, n).permutation(n)
     n_val = int(round(n * val_fraction))
     train, val = perm[: n - n_val], perm[n - n_val:]
     return np.sort(train), np.sort(val)
@@ -29,8 +31,8 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 class H5EventDataset(Dataset):
     """Events of one HDF5 file as dicts of float32 tensors.
 
-    Calo items: energy (1,) GeV, layer_0 (3, 96), layer_1 (12, 12), layer_2 (12, 6) in MeV.
-    Jet items: image (25, 25) GeV and signal () (plus any optional per-jet keys present).
+    Items hold the kind's condition (shape (1,)) and modelled keys in file units, e.g. energy (1,) GeV and
+    layer_0 (3, 96), layer_1 (12, 12), layer_2 (12, 6) MeV for showers; signal (1,) and image (25, 25) GeV for jets.
     With in_memory=False the file is opened lazily once per process (DataLoader workers each get
     their own handle: h5py handles must not cross fork boundaries).
     """
@@ -40,7 +42,8 @@ class H5EventDataset(Dataset):
         self.path = str(path)
         summary = validate(self.path, scan=False)
         self.format = summary.format
-        self.keys: tuple[str, ...] = (("energy", *CALO_LAYERS) if self.format == "calo" else ("image", "signal"))
+        self.kind = get_kind(summary.format)
+        self.keys: tuple[str, ...] = self.kind.read_keys()
         n = summary.n_events if max_events <= 0 else min(summary.n_events, max_events)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= summary.n_events):
@@ -53,14 +56,12 @@ class H5EventDataset(Dataset):
             with h5py.File(self.path, "r") as f:
                 self._mem = {k: self._read(f[k], self.indices) for k in self.keys}
 
-    @staticmethod
-    def _read(ds: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
+    def _read(self, ds: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
         # Contiguous read then gather: far faster than h5py fancy indexing on big index lists.
         lo, hi = (int(idx.min()), int(idx.max()) + 1) if len(idx) else (0, 0)
-        block = np.asarray(ds[lo:hi], dtype=np.float32)
-        out = block[idx - lo]
-        if ds.name.endswith("energy"):
-            out = out.reshape(len(idx), 1)
+        out = np.asarray(ds[lo:hi], dtype=np.float32)[idx - lo]
+        if ds.name.lstrip("/") == self.kind.cond_key:
+            out = out.reshape(len(idx), 1)  # one shape for the condition, (N,) or (N, 1) in the file
         return out
 
     def _file(self) -> h5py.File:
@@ -83,7 +84,7 @@ class H5EventDataset(Dataset):
         item: dict[str, Any] = {}
         for k in self.keys:
             v = np.asarray(f[k][j], dtype=np.float32)
-            item[k] = torch.from_numpy(v.reshape(1) if k == "energy" else v)
+            item[k] = torch.from_numpy(v.reshape(1) if k == self.kind.cond_key else v)
         return item
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -109,4 +110,4 @@ def train_val_datasets(path: str | Path, val_fraction: float, seed: int, in_memo
     return (H5EventDataset(path, tr, in_memory=in_memory), H5EventDataset(path, va, in_memory=in_memory))
 
 
-__all__ = ["H5EventDataset", "split_indices", "train_val_datasets", "JET_OPTIONAL_KEYS"]
+__all__ = ["H5EventDataset", "split_indices", "train_val_datasets"]

@@ -22,7 +22,7 @@ feature                definition
 ``eratio_k``           (e_(1) − e_(2)) / (e_(1) + e_(2)) of the two hottest cells (0 when both are 0)
 =====================  ===============================================================================
 
-Geometry: the array axes are (rows, columns); cell sizes come from ``gansim.data.schema.CELL_SIZES_MM``
+Geometry: the array axes are (rows, columns); cell sizes come from ``gansim.kinds.calo.CELL_SIZES_MM``
 as (row height, column width). The grid is centred on the beam: for n cells of size s the centres are
 (j + ½ − n/2)·s, j = 0..n−1, so layer 0 rows sit at −160, 0, +160 mm. "y" runs along rows (axis 1), "x"
 along columns (axis 2), which is also how the images are drawn.
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gansim.data.schema import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
 from gansim.errors import GansimError
+from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
 
 MEV_TO_GEV = 1e-3
 # A cell counts as hit above 1 keV: below any physical deposit, but it keeps a generator's tiny positive

@@ -56,7 +56,8 @@ def separation_power(reference: np.ndarray, generated: np.ndarray, bins: int | n
     h1, h2 = normalised_hist(reference, edges), normalised_hist(generated, edges)
     s = h1 + h2
     nz = s > 0
-    return float(0.5 * np.sum((h1[nz] - h2[nz]) ** 2 / s[nz]))
+    # in [0, 1] by construction; the clip removes float rounding of disjoint histograms (1.0000000000000002)
+    return float(np.clip(0.5 * np.sum((h1[nz] - h2[nz]) ** 2 / s[nz]), 0.0, 1.0))
 
 
 def wasserstein(reference: np.ndarray, generated: np.ndarray) -> tuple[float, float]:
@@ -90,10 +91,15 @@ def feature_distances(reference: dict[str, np.ndarray], generated: dict[str, np.
     return out
 
 
-def energy_bin_edges(e_ref: np.ndarray, n_bins: int = 8) -> np.ndarray:
-    """Incident-energy bins with equal reference population (quantiles), for response/resolution."""
+def energy_bin_edges(e_ref: np.ndarray, n_bins: int = 8, spacing: str = "log") -> np.ndarray:
+    """Incident-energy bin edges for response/resolution: log-spaced over the reference's range (so 1-13 GeV
+    is not one point), or "quantile" for bins of equal reference population (e.g. deciles)."""
     e = np.ravel(e_ref).astype(np.float64)
-    edges = np.unique(np.quantile(e, np.linspace(0, 1, n_bins + 1)))
+    lo, hi = float(e.min()), float(e.max())
+    if spacing == "log" and lo > 0 and hi > lo:
+        edges = np.geomspace(lo, hi, n_bins + 1)
+    else:
+        edges = np.unique(np.quantile(e, np.linspace(0, 1, n_bins + 1)))
     if len(edges) < 2:
         edges = np.array([e.min() - 0.5, e.max() + 0.5])
     edges[-1] = np.nextafter(edges[-1], np.inf)  # include the maximum

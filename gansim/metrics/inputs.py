@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gansim.data.schema import CALO_LAYERS
+from gansim.kinds.calo import CALO_LAYERS
 from gansim.metrics.calo_features import calo_features, incident_energy
 from gansim.metrics.jet_features import FEATURES as JET_FEATURES
 from gansim.metrics.jet_features import jet_features

@@ -9,8 +9,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from gansim.data.schema import CALO_LAYERS, validate
+from gansim.data.schema import validate
 from gansim.errors import GansimError
+from gansim.kinds import get_kind
 
 MIN_EVENTS = 100  # per sample: fewer make every histogram and the classifier meaningless
 _PARTICLE_ALIASES = {"e+": "eplus", "positron": "eplus", "electron": "eplus", "photon": "gamma", "pi+": "piplus",
@@ -27,9 +28,17 @@ class Sample:
     n_total: int
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    _features: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
     @property
     def n(self) -> int:
-        return len(self.data["energy" if self.kind == "calo" else "image"])
+        return get_kind(self.kind).n_events(self.data)
+
+    def features(self) -> dict[str, np.ndarray]:
+        """The kind's per-event features (computed once)."""
+        if self._features is None:
+            self._features = get_kind(self.kind).features(self.data)
+        return self._features
 
     @property
     def particle(self) -> str | None:
@@ -47,14 +56,11 @@ def load_sample(path: str | Path, max_events: int = 0) -> Sample:
     """Read the first max_events (0 = all) events of a CaloGAN or jet-image file; GansimError if unusable."""
     summary = validate(path, scan=True)
     n = summary.n_events if max_events <= 0 else min(summary.n_events, max_events)
+    kind = get_kind(summary.format)
     with h5py.File(path, "r") as f:
-        if summary.format == "calo":
-            data = {k: np.asarray(f[k][:n], np.float32) for k in ("energy", *CALO_LAYERS)}
-            data["energy"] = data["energy"].reshape(-1)
-        else:
-            data = {"image": np.asarray(f["image"][:n], np.float32)}
-            data["signal"] = np.asarray(f["signal"][:n], np.float32).reshape(-1)
-    return Sample(summary.format, data, str(path), summary.n_events, summary.attrs)
+        data = {k: np.asarray(f[k][:n], np.float32) for k in kind.read_keys()}
+    data[kind.cond_key] = data[kind.cond_key].reshape(-1)
+    return Sample(kind.name, data, str(path), summary.n_events, summary.attrs)
 
 
 def check_pair(reference: Sample, generated: Sample, min_events: int = MIN_EVENTS) -> None:

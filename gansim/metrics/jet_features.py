@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gansim.data.schema import JET_IMAGE_SHAPE
 from gansim.errors import GansimError
+from gansim.kinds.jets import JET_IMAGE_SHAPE
 
 PIXEL_EDGES = np.linspace(-1.25, 1.25, JET_IMAGE_SHAPE[0] + 1)
 PIXEL_CENTRES = (PIXEL_EDGES[1:] + PIXEL_EDGES[:-1]) / 2

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure  # Figure objects render with Agg without touching pyplot's global state
 
-from gansim.data.schema import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
+from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
 from gansim.metrics.distances import normalised_hist, shared_edges
 
 REF_STYLE = {"color": "black", "label": "reference"}
@@ -48,6 +48,11 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def histogram_grid(items: Sequence[HistItem], path: Path, title: str = "", ncols: int = 4) -> Path:
     """Normalised histograms of reference vs generated on shared bins, each with a gen/ref ratio panel."""
+    return _save(histogram_figure(items, title, ncols), path)
+
+
+def histogram_figure(items: Sequence[HistItem], title: str = "", ncols: int = 4) -> Figure:
+    """The figure of histogram_grid (also shown per epoch in TensorBoard)."""
     n = len(items)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -79,7 +84,7 @@ def histogram_grid(items: Sequence[HistItem], path: Path, title: str = "", ncols
         axr.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def _layer_extent(layer: str) -> list[float]:

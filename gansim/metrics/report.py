@@ -74,7 +74,7 @@ def _top_features(report: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    kind = "calorimeter showers" if report["kind"] == "calo" else "jet images"
+    kind = report.get("title") or report["kind"]
     g = report["generated"]
     src = g.get("generator") or g["source"]
     lines = [f"# gansim evaluation: {kind}", "",
@@ -103,7 +103,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def html_page(report: dict[str, Any]) -> str:
     e = html.escape
-    kind = "calorimeter showers" if report["kind"] == "calo" else "jet images"
+    kind = report.get("title") or report["kind"]
     rows = "".join(f"<tr><td>{e(q)}</td><td><b>{e(v)}</b></td></tr>" for q, v in headline_rows(report))
     summ = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>"
                    for k, v in report.get("physics_summary", {}).items())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from gansim.errors import GansimError
+from gansim.kinds import DataKind, get_kind
 from gansim.metrics.calo_features import calo_features
 from gansim.metrics.distances import separation_power
 from gansim.metrics.jet_features import jet_features, pixel_intensities
@@ -34,27 +35,15 @@ SCORE_CAP = 10.0
 JET_SCORE_FEATURES = ("pt", "mass", "tau_21", "n_pixels")
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in ("calo", "jets"):
-        raise GansimError(f"unknown data kind {kind!r}: expected 'calo' or 'jets'")
-
-
 def _all_finite(data: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(np.asarray(v)).all() for v in data.values())
-
-
-def _n_events(data: dict[str, np.ndarray], kind: str) -> int:
-    key = "energy" if kind == "calo" else "image"
-    if key not in data:
-        raise GansimError(f"{kind} data has no '{key}' array")
-    return len(data[key])
 
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b != 0 else float("nan")
 
 
-def _calo_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
+def calo_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
     fr, fg = calo_features(reference), calo_features(generated)
     sp = {name: separation_power(fr[name], fg[name]) for name in fr}
     out = {f"sep_{k}": v for k, v in sp.items()}
@@ -67,7 +56,7 @@ def _calo_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarra
     return out
 
 
-def _jet_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
+def jet_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
     ri, gi = np.asarray(reference["image"]), np.asarray(generated["image"])
     fr, fg = jet_features(ri), jet_features(gi)
     rsel: list[tuple[str, np.ndarray, np.ndarray]] = [("", np.ones(len(ri), bool), np.ones(len(gi), bool))]
@@ -91,35 +80,34 @@ def _jet_parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray
     return out
 
 
-def _parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray], kind: str) -> dict[str, float]:
-    _check_kind(kind)
-    if _n_events(reference, kind) == 0 or _n_events(generated, kind) == 0:
+def _parts(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray], kind: DataKind) -> dict[str, float]:
+    if kind.n_events(reference) == 0 or kind.n_events(generated) == 0:
         raise GansimError("cannot score an empty sample")
-    return _calo_parts(reference, generated) if kind == "calo" else _jet_parts(reference, generated)
+    return kind.score_parts(reference, generated)
 
 
-def _score_from(parts: dict[str, float], kind: str) -> float:
-    ratio = parts["response_ratio" if kind == "calo" else "pt_ratio"]
-    score = parts["separation_power_mean"] + abs(ratio - 1.0)
+def _score_from(parts: dict[str, float], kind: DataKind) -> float:
+    score = parts["separation_power_mean"] + abs(parts[kind.score_ratio] - 1.0)
     return float(min(score, SCORE_CAP)) if np.isfinite(score) else SCORE_CAP
 
 
-def fidelity_score(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray], kind: str = "calo") -> float:
+def fidelity_score(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray],
+                   kind: str | DataKind = "calo") -> float:
     """One scalar, lower is better (see the module docstring); SCORE_CAP for non-finite generated events."""
-    _check_kind(kind)
+    kind = get_kind(kind)
     if not _all_finite(generated):
         return SCORE_CAP
     return _score_from(_parts(reference, generated, kind), kind)
 
 
 def physics_summary(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray],
-                    kind: str = "calo") -> dict[str, float]:
+                    kind: str | DataKind = "calo") -> dict[str, float]:
     """A few named numbers (gen/ref ratios of means, mean separation power, fidelity) for TensorBoard.
 
     calo: E_0_ratio, E_1_ratio, E_2_ratio, response_ratio, sparsity_ratio, separation_power_mean, fidelity.
     jets: pt_ratio, mass_ratio, tau_21_ratio, separation_power_mean, fidelity.
     """
-    _check_kind(kind)
+    kind = get_kind(kind)
     if not _all_finite(generated):
         return {"fidelity": SCORE_CAP, "nonfinite_generated": 1.0}
     parts = _parts(reference, generated, kind)
