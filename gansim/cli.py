@@ -9,6 +9,7 @@ import sys
 
 from gansim import __version__
 from gansim.errors import GansimError
+from gansim.progress import MODES, set_mode
 
 # Each command lives in gansim/commands/<name>.py with register(subparsers) and heavy imports kept
 # inside its run function, so `gansim --help` stays fast.
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gansim", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gansim {__version__}")
+    parser.add_argument("--progress", dest="progress_mode", choices=MODES, default=None,
+                        help="progress output of every command: auto (bars on a terminal, a status line every "
+                             "GANSIM_PROGRESS_INTERVAL s otherwise), bar, lines or off (also GANSIM_PROGRESS)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -42,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.progress_mode is not None:
+        set_mode(args.progress_mode)  # inherited by Ray workers and subprocesses
     try:
         return int(args.func(args) or 0)
     except GansimError as exc:

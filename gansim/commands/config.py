@@ -16,10 +16,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "key, its default and meaning.")
     add_config_args(p)
     p.add_argument("--list", action="store_true", help="list every key with default and help")
+    p.add_argument("--shipped", action="store_true",
+                   help="list the configs shipped with gansim (usable by name: --config calogan-eplus)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.shipped:
+        from gansim.paths import list_shipped_configs, shipped_config
+
+        for name in list_shipped_configs():
+            first = (shipped_config(name).read_text().splitlines() or [""])[0].lstrip("# ")  # type: ignore[union-attr]
+            print(f"{name:<22} {first}")
+        return 0
     if args.list:
         rows = describe_fields()
         width = max(len(k) for k, _, _ in rows)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from gansim.commands.common import count_type
+from gansim.commands.common import add_config_args, config_from_args, count_type
 from gansim.errors import GansimError
 
 DESCRIPTION = """\
@@ -33,68 +34,81 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", "-r", required=True, metavar="H5", help="reference (held-out) CaloGAN or jet file")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--generated", "-g", metavar="H5", help="generated events in the same format")
-    src.add_argument("--generator", metavar="PT", help="generator artefact from `gansim export` to sample from")
+    src.add_argument("--generator", metavar="PT|NAME",
+                     help="generator artefact from `gansim export`, or a shipped name (eplus, gamma, piplus, jets)")
     p.add_argument("--events", type=count_type("events"), default=None, metavar="N",
-                   help="with --generator: events to generate (default: as many as the reference events used; "
-                        "conditions are the reference's, repeated if N is larger)")
+                   help="with --generator: events to generate (sets eval.events; default: as many as the "
+                        "reference events used; conditions are the reference's, repeated if N is larger)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="report directory (created)")
-    p.add_argument("--seed", type=int, default=0, help="seed for generation, data splits and the classifier (0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed for generation, data splits and the classifiers (sets eval.seed; default 0)")
     p.add_argument("--max-events", type=count_type("max-events"), default=None, metavar="N",
-                   help="use at most the first N events of each file (default: all)")
-    p.add_argument("--no-classifier", action="store_true", help="skip the two DNN classifier tests (fast)")
-    p.add_argument("--classifier-epochs", type=count_type("classifier-epochs"), default=30, metavar="K",
-                   help="most epochs per classifier; early stopping on validation usually ends sooner (30)")
-    p.add_argument("--device", default="cpu", help="device for --generator sampling (cpu, cuda)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+                   help="use at most the first N events of each file (sets eval.max_events; default: all)")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier tests (sets eval.classifier)")
+    p.add_argument("--classifier-epochs", type=count_type("classifier-epochs"), default=None, metavar="K",
+                   help="most epochs per DNN classifier; early stopping usually ends sooner (eval.classifier_epochs)")
+    p.add_argument("--device", default=None, help="device for --generator sampling: cpu, cuda (eval.device)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    add_config_args(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Any:
+    extra = []
+    for flag, key in (("events", "eval.events"), ("seed", "eval.seed"), ("max_events", "eval.max_events"),
+                      ("classifier_epochs", "eval.classifier_epochs"), ("device", "eval.device")):
+        if getattr(args, flag) is not None:
+            extra.append(f"{key}={getattr(args, flag)}")
+    if args.no_classifier:
+        extra.append("eval.classifier=false")
+    return config_from_args(args, extra).eval
+
+
+def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -> tuple[Any, Any, dict]:
     import numpy as np
 
-    from gansim.metrics.evaluation import Settings, evaluate
-    from gansim.metrics.io import Sample, canonical_particle, check_pair, load_sample
+    from gansim.metrics.io import Sample, canonical_particle
+    from gansim.models.artifact import load_generator
 
-    if args.seed < 0:
-        raise GansimError(f"--seed must be non-negative, got {args.seed}")
-    if args.events is not None and not args.generator:
-        raise GansimError("--events only applies with --generator")
-    max_events = args.max_events or 0
-    ref = load_sample(args.reference, max_events)
-    info: dict = {}
-    artifact = None
-    warnings: list[str] = []
-    if args.generated:
-        gen = load_sample(args.generated, max_events)
+    artifact = load_generator(args.generator, device=s.device)
+    if artifact.kind.name != ref.kind:
+        raise GansimError(f"format mismatch: generator {args.generator} makes {artifact.kind.name} events, "
+                          f"reference {args.reference} holds {ref.kind} events")
+    n = s.events or ref.n
+    cond = np.resize(artifact.kind.condition(ref.data), n)
+    data = artifact.generate(cond, seed=s.seed)
+    data[artifact.kind.cond_key] = np.asarray(data[artifact.kind.cond_key]).reshape(-1)
+    gp = artifact.config.data.particle
+    attrs = {}
+    if ref.particle and canonical_particle(gp) != ref.particle:
+        # The config's particle may be a left default, so this is a warning rather than an error.
+        warnings.append(f"generator config says particle {gp}, reference file says {ref.particle}")
     else:
-        from gansim.models.artifact import load_generator
+        attrs["particle"] = gp
+    info = {"generator": str(args.generator), "generator_sha256": artifact.sha256, "generation_seed": s.seed,
+            "model": artifact.config.model.name}
+    return Sample(ref.kind, data, str(args.generator), n, attrs), artifact, info
 
-        artifact = load_generator(args.generator, device=args.device)
-        if artifact.kind != ref.kind:
-            raise GansimError(f"format mismatch: generator {args.generator} makes {artifact.kind} events, "
-                              f"reference {args.reference} holds {ref.kind} events")
-        n = args.events or ref.n
-        cond_key = "energy" if ref.kind == "calo" else "signal"
-        cond = np.resize(np.asarray(ref.data[cond_key], np.float32).reshape(-1), n)
-        data = artifact.generate(cond, seed=args.seed)
-        if ref.kind == "calo":
-            data["energy"] = np.asarray(data["energy"]).reshape(-1)
-        gp = getattr(artifact.config.data, "particle", None) if ref.kind == "calo" else None
-        attrs = {}
-        if gp and ref.particle and canonical_particle(gp) != ref.particle:
-            # The config's particle may be a left default, so this is a warning rather than an error.
-            warnings.append(f"generator config says particle {gp}, reference file says {ref.particle}")
-        elif gp:
-            attrs["particle"] = gp
-        gen = Sample(ref.kind, data, str(args.generator), n, attrs)
-        info = {"generator": str(args.generator), "generator_sha256": artifact.sha256, "generation_seed": args.seed,
-                "model": artifact.config.model.name}
+
+def run(args: argparse.Namespace) -> int:
+    from gansim.metrics.evaluation import evaluate
+    from gansim.metrics.io import check_pair, load_sample
+
+    s = _settings(args)
+    if s.events and not args.generator:
+        raise GansimError("--events only applies with --generator")
+    ref = load_sample(args.reference, s.max_events)
+    warnings: list[str] = []
+    artifact, info = None, {}
+    if args.generated:
+        gen = load_sample(args.generated, s.max_events)
+    else:
+        gen, artifact, info = _generate(args, ref, s, warnings)
     check_pair(ref, gen)
-    settings = Settings(seed=args.seed, classifier=not args.no_classifier, classifier_epochs=args.classifier_epochs)
-    report = evaluate(ref, gen, args.out, settings, info, artifact, progress=not args.quiet, warnings=warnings)
-    print(f"report: {args.out}/index.md  (fidelity score {report['fidelity_score']:.4f}"
-          + "".join(f", AUC {k.replace('_level', '')} {v['auc']:.3f}" for k, v in report["classifier"].items())
-          + f"; {report['wall_seconds']:.0f} s)")
+    report = evaluate(ref, gen, args.out, s, info, artifact, progress=not args.quiet, warnings=warnings)
+    aucs = "".join(f", AUC {k.replace('_level', '')} {v['auc']:.3f}" for k, v in report["classifier"].items())
+    print(f"gansim evaluate: report {args.out}/index.md (fidelity score {report['fidelity_score']:.4f}{aucs}; "
+          f"{report['wall_seconds']:.0f} s)")
     for w in warnings:
         print(f"warning: {w}")
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from gansim.data.schema import validate
+from gansim.kinds import get_kind
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,14 +37,13 @@ def run(args: argparse.Namespace) -> int:
             out["deep"] = deep
         print(json.dumps(out, indent=2, default=str))
         return 0
-    unit = "GeV (incident)" if summary.format == "calo" else "GeV (image sum pT)"
+    kind = get_kind(summary.format)
     print(f"file       {summary.path}")
-    print(f"format     {'CaloGAN shower' if summary.format == 'calo' else 'LAGAN jet image'}"
-          f"{' (virtual dataset)' if summary.virtual else ''}")
+    print(f"format     {kind.format_name}{' (virtual dataset)' if summary.virtual else ''}")
     print(f"events     {summary.n_events}")
-    print(f"energy     {summary.energy_range[0]:.3f} .. {summary.energy_range[1]:.3f} {unit}")
+    print(f"energy     {summary.energy_range[0]:.3f} .. {summary.energy_range[1]:.3f} {kind.range_unit}")
     for layer, mean in summary.layer_mean.items():
-        print(f"{layer:<10} mean sum {mean:10.2f} {'MeV' if summary.format == 'calo' else 'GeV'}   "
+        print(f"{layer:<10} mean sum {mean:10.2f} {kind.summary_unit}   "
               f"empty cells {100 * summary.layer_sparsity[layer]:5.1f}%")
     for k in ("generator", "version", "particle", "seed", "config_hash"):
         if k in summary.attrs:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from gansim.commands.common import count_type
+from gansim.commands.common import add_config_args, config_from_args, count_type
 
 DESCRIPTION = """\
 Generate events with an exported generator (gansim export) and write them as one CaloGAN-format
@@ -32,51 +31,65 @@ it). `gansim inspect DIR/dataset.h5 --deep` validates the data and checks every 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("produce", help="mass-produce events with MPI ranks writing (parallel) HDF5",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--generator", "-g", required=True, type=Path, metavar="FILE",
-                   help="generator artefact written by `gansim export` (generator.pt)")
-    p.add_argument("--events", "-n", required=True, type=count_type("events"), metavar="N",
+    p.add_argument("--generator", "-g", metavar="FILE|NAME",
+                   help="generator artefact written by `gansim export`, or a shipped name (eplus, gamma, piplus)")
+    p.add_argument("--events", "-n", type=count_type("events"), metavar="N",
                    help="number of events: 1000000, 1_000_000 or 1e6")
-    p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output directory")
+    p.add_argument("--out", "-o", metavar="DIR", help="output directory")
     p.add_argument("--particle", default=None,
                    help="expected particle (eplus, gamma, piplus, jets); must match the generator's config")
     p.add_argument("--energy", default=None, metavar="SPEC",
-                   help="incident energies in GeV: uniform:A,B | log-uniform:A,B | fixed:E (default uniform:1,100)")
-    p.add_argument("--energy-file", type=Path, default=None, metavar="FILE",
-                   help="resample incident energies (with replacement) from an HDF5 'energy' dataset, .npy or "
-                        "text column (GeV)")
-    p.add_argument("--signal-fraction", type=float, default=0.5,
+                   help="incident energies in GeV: uniform:A,B | log-uniform:A,B | fixed:E (default: uniform over "
+                        "the generator's training range)")
+    p.add_argument("--energy-file", default=None, metavar="FILE",
+                   help="resample incident energies (with replacement) from an HDF5 'energy' dataset, .npy or a "
+                        "one-column text file (GeV)")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="allow incident energies outside the range the generator was trained on")
+    p.add_argument("--signal-fraction", type=float, default=None,
                    help="jet generators: probability that an event is signal (label 1); default 0.5")
-    p.add_argument("--seed", type=int, default=0, help="production seed; chunk k uses (seed, k) (default 0)")
-    p.add_argument("--chunk-size", type=count_type("chunk-size"), default=100_000, metavar="C",
+    p.add_argument("--seed", type=int, default=None, help="production seed; chunk k uses (seed, k) (default 0)")
+    p.add_argument("--chunk-size", type=count_type("chunk-size"), default=None, metavar="C",
                    help="events per chunk = per shard file and per commit (default 100000)")
-    p.add_argument("--batch-size", type=count_type("batch-size"), default=1024, metavar="B",
+    p.add_argument("--batch-size", type=count_type("batch-size"), default=None, metavar="B",
                    help="events per generator forward pass (default 1024; part of the plan)")
-    p.add_argument("--layout", choices=("shards", "single"), default="shards",
+    p.add_argument("--layout", choices=("shards", "single"), default=None,
                    help="shards: file per chunk + virtual dataset.h5 (default); single: one file, parallel HDF5")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+    p.add_argument("--dtype", choices=("float32", "float16"), default=None,
                    help="on-disk type of the cell / pixel arrays (float16 halves raw size; energies stay float32)")
-    p.add_argument("--compression", choices=("gzip", "lzf", "zstd", "blosc-lz4", "none"), default="gzip",
+    p.add_argument("--compression", choices=("gzip", "lzf", "zstd", "blosc-lz4", "none"), default=None,
                    help="HDF5 filter (with byte shuffle); zstd/blosc-lz4 need hdf5plugin to read (default gzip)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (ranks on a node share its GPUs round-robin)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or auto (cuda when the rank sees a GPU); ranks on a node share its GPUs")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (GPU, long runs)")
     p.add_argument("--amp", action="store_true", help="autocast inference (float16 on GPU, bfloat16 on CPU)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan, measured bytes/event and time estimate; write nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing production run in --out")
-    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+    p.add_argument("--no-overlap", dest="overlap", action="store_false", default=None,
                    help="write chunks synchronously instead of in a writer thread (for measurements)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+    add_config_args(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from gansim.produce.run import ProduceOptions, produce
+FLAGS = (("generator", "produce.generator"), ("events", "produce.events"), ("out", "produce.out"),
+         ("energy", "produce.energy"), ("energy_file", "produce.energy_file"),
+         ("signal_fraction", "produce.signal_fraction"), ("seed", "produce.seed"), ("chunk_size", "produce.chunk_size"),
+         ("batch_size", "produce.batch_size"), ("layout", "produce.layout"), ("dtype", "produce.dtype"),
+         ("compression", "produce.compression"), ("device", "produce.device"), ("overlap", "produce.overlap"))
 
-    opts = ProduceOptions(
-        generator=args.generator, events=args.events, out=args.out, particle=args.particle, energy=args.energy,
-        energy_file=args.energy_file, seed=args.seed, chunk_size=args.chunk_size, batch_size=args.batch_size,
-        layout=args.layout, dtype=args.dtype, compression=args.compression, device=args.device,
-        dry_run=args.dry_run, compile=args.compile, amp=args.amp, overwrite=args.overwrite,
-        signal_fraction=args.signal_fraction, overlap=args.overlap, progress=args.progress)
-    produce(opts)
+
+def run(args: argparse.Namespace) -> int:
+    from gansim.errors import GansimError
+    from gansim.produce.run import Run, produce
+
+    extra = [f"{key}={getattr(args, flag)}" for flag, key in FLAGS if getattr(args, flag) is not None]
+    extra += [f"produce.{flag}=true" for flag in ("amp", "compile") if getattr(args, flag)]
+    cfg = config_from_args(args, extra).produce
+    for what, value in (("--generator", cfg.generator), ("--out", cfg.out), ("--events", cfg.events)):
+        if not value:
+            raise GansimError(f"{what} is required (or set it in the config's produce section)")
+    produce(Run(cfg, dry_run=args.dry_run, overwrite=args.overwrite, progress=args.progress,
+                extrapolate=args.extrapolate, particle=args.particle))
     return 0

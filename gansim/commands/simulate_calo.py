@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gansim.commands.common import count_type
 from gansim.errors import GansimError
+from gansim.seeding import check_seed
 
 PARTICLES = ("eplus", "gamma", "piplus")  # kept in sync with gansim.sim.calo.PARTICLES (tested)
 
@@ -79,8 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seed < 0:
-        raise GansimError(f"--seed: must be non-negative, got {args.seed}")
+    check_seed(args.seed)
     energy_range = _energy_range(args.energy)
     out = Path(args.out)
     _check_out(out)

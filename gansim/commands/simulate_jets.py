@@ -7,6 +7,7 @@ import os
 
 from gansim.commands.common import count_type
 from gansim.errors import GansimError
+from gansim.seeding import check_seed
 from gansim.sim.jets import JETS_PER_CHUNK  # numpy only; pythia8mc/fastjet are imported when run
 
 DESCRIPTION = """\
@@ -72,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     workers = _default_workers() if args.workers is None else args.workers
     if workers < 1:
         raise GansimError(f"--workers must be at least 1, got {workers}")
-    if args.seed < 0:
-        raise GansimError(f"--seed must be non-negative, got {args.seed}")
+    check_seed(args.seed)
     res = simulate_jets(args.out, args.process, args.events, seed=args.seed, workers=workers,
                         pt_window=args.pt_window, mass_window=args.mass_window,
                         chunk_size=args.chunk_size, progress=not args.quiet)

@@ -25,6 +25,14 @@ class EnergySpec:
     text: str = ""
     file_sha256: str = ""
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest energy this distribution can draw (GeV)."""
+        if self.kind == "file":
+            assert self.values is not None
+            return float(self.values.min()), float(self.values.max())
+        return (self.a, self.a) if self.kind == "fixed" else (self.a, self.b)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n energies (float32, GeV) drawn from rng; file values are sampled with replacement."""
         if self.kind == "uniform":
@@ -74,6 +82,8 @@ def load_energy_file(path: str | Path) -> EnergySpec:
             with h5py.File(path, "r") as f:
                 if "energy" not in f:
                     raise GansimError(f"--energy-file {path}: no 'energy' dataset (found: {', '.join(f.keys())})")
+                if not isinstance(f["energy"], h5py.Dataset):
+                    raise GansimError(f"--energy-file {path}: 'energy' is a group, expected a dataset of energies")
                 values = np.asarray(f["energy"][:], dtype=np.float64)
         elif path.suffix.lower() == ".npy":
             values = np.load(path, allow_pickle=False).astype(np.float64)
@@ -81,16 +91,16 @@ def load_energy_file(path: str | Path) -> EnergySpec:
             values = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except GansimError:
         raise
-    except (OSError, ValueError) as exc:
-        raise GansimError(f"--energy-file {path}: cannot read energies ({exc})") from None
+    except (OSError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise GansimError(f"--energy-file {path}: cannot read energies ({first})") from None
+    # one column only: a two-column table ("energy weight") must not be flattened into one list of numbers
+    if values.ndim > 2 or (values.ndim == 2 and values.shape[1] != 1):
+        raise GansimError(f"--energy-file {path}: has shape {values.shape}; give one column of incident "
+                          "energies in GeV (one value per line, or an (N,) / (N, 1) array)")
     values = values.reshape(-1)
     if values.size == 0:
         raise GansimError(f"--energy-file {path}: contains no energies")
     if not np.isfinite(values).all() or (values <= 0).any():
         raise GansimError(f"--energy-file {path}: energies must be finite and positive (GeV)")
     return EnergySpec("file", values=values, text=f"file:{path.name}", file_sha256=sha)
-
-
-def sample_labels(rng: np.random.Generator, n: int, signal_fraction: float) -> np.ndarray:
-    """Jet labels (1 = signal) drawn per event with probability signal_fraction, float32."""
-    return (rng.random(n) < signal_fraction).astype(np.float32)

@@ -29,7 +29,7 @@ def measure(plan: Plan, sampler: Any, n: int) -> tuple[float, float]:
     return rate, size / n
 
 
-def dry_run(opts: Any, plan: Plan, sampler: Any, comm: Any) -> dict[str, Any]:
+def dry_run(run: Any, plan: Plan, sampler: Any, comm: Any) -> dict[str, Any]:
     size = comm.Get_size()
     if comm.Get_rank() != 0:
         return {}
@@ -41,14 +41,15 @@ def dry_run(opts: Any, plan: Plan, sampler: Any, comm: Any) -> dict[str, Any]:
     total_bytes = bpe * plan.events
     seconds = max(per_rank) / rate
     lines = [
-        f"plan       {plan.events:,} {plan.kind} events ({plan.particle}), seed {plan.seed}, energy "
-        f"{plan.energy or f'labels, signal fraction {plan.signal_fraction}'}",
+        f"plan       {plan.events:,} {plan.kind} events ({plan.particle}), seed {plan.seed}, conditions "
+        f"{plan.condition}",
         f"chunks     {plan.n_chunks:,} x {plan.chunk_size:,} events (last {last:,}), batch {plan.batch_size}",
         f"ranks      {size}; events per rank {min(per_rank):,} .. {max(per_rank):,}",
         f"storage    layout {plan.layout}, {plan.dtype}, {plan.compression}: {bpe:,.0f} B/event measured on "
         f"{n:,} events -> {total_bytes / 1e9:,.3f} GB",
-        f"speed      {rate:,.0f} events/s per rank on {opts.device} (measured) -> about {_fmt(seconds)} wall time",
-        f"output     {opts.out} (dry run: nothing written)",
+        f"speed      {rate:,.0f} events/s per rank on {sampler.sampler.device} (measured) -> about "
+        f"{_fmt(seconds)} wall time",
+        f"output     {run.out} (dry run: nothing written)",
     ]
     print("\n".join(lines))
     return {"dry_run": True, "events": plan.events, "chunks": plan.n_chunks, "ranks": size,

@@ -16,8 +16,8 @@ COMPRESSIONS = ("gzip", "lzf", "zstd", "blosc-lz4", "none")
 DEFAULT_CHUNK = 100_000
 
 # Fields that change the bytes of the dataset: a resume must match all of them.
-IDENTITY = ("kind", "particle", "events", "chunk_size", "seed", "energy", "energy_file_sha256", "signal_fraction",
-            "batch_size", "layout", "dtype", "compression", "generator_sha256", "device_type", "amp", "compile")
+IDENTITY = ("kind", "particle", "events", "chunk_size", "seed", "condition", "condition_sha256", "batch_size",
+            "layout", "dtype", "compression", "generator_sha256", "device_type", "amp", "compile")
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,8 @@ class Plan:
     events: int
     chunk_size: int
     seed: int
-    energy: str  # "uniform:1,100", "log-uniform:a,b", "fixed:E", "file:NAME" or "" for jets
-    energy_file_sha256: str
-    signal_fraction: float
+    condition: str  # "uniform:1,100", "log-uniform:a,b", "fixed:E", "file:NAME" (calo), "signal-fraction:F" (jets)
+    condition_sha256: str  # of the energy file, when the conditions come from one
     batch_size: int
     layout: str
     dtype: str
@@ -54,8 +53,6 @@ class Plan:
             raise GansimError(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.compression not in COMPRESSIONS:
             raise GansimError(f"--compression {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
-        if not 0.0 <= self.signal_fraction <= 1.0:
-            raise GansimError(f"--signal-fraction must be in [0, 1], got {self.signal_fraction}")
 
     @property
     def n_chunks(self) -> int:
@@ -77,8 +74,18 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The plan stored in a manifest; GansimError naming what is missing or of the wrong type."""
+        if not isinstance(d, dict):
+            raise GansimError("the manifest's plan is not a mapping")
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                raise GansimError(f"the manifest's plan lacks '{f.name}'")
+            want = {"str": str, "int": int, "float": (int, float), "bool": bool}[str(f.type)]
+            if not isinstance(d[f.name], want) or (want is int and isinstance(d[f.name], bool)):
+                raise GansimError(f"the manifest's plan has {f.name} = {d[f.name]!r}, expected {f.type}")
+            kw[f.name] = d[f.name]
+        return cls(**kw)
 
     def plan_id(self) -> str:
         """Short hash of the identity fields; stamped into every chunk so foreign chunks are never adopted."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tqdm import tqdm
+from gansim.progress import bar
 
 TAG_PROGRESS, TAG_COMMIT, TAG_DONE, TAG_STOP = 101, 102, 103, 104
 SEND_EVERY_S = 0.5  # a rank reports its event count at most this often: O(ranks / 0.5 s) messages to rank 0
@@ -29,8 +29,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.bar = None
         if self.rank == 0 and show:
-            self.bar = tqdm(total=total, initial=initial, unit="ev", unit_scale=True, dynamic_ncols=True,
-                            mininterval=0.5, smoothing=0.1, desc="produce", file=sys.stderr)
+            self.bar = bar(total=total, initial=initial, unit="ev", unit_scale=True, desc="produce", file=sys.stderr)
 
     # -- every rank -------------------------------------------------------------------------------------------
     def events(self, n: int) -> None:

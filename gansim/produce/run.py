@@ -9,39 +9,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gansim.config import ProduceConfig, validate_section
 from gansim.errors import GansimError
 from gansim.produce.comm import is_mpi, world
-from gansim.produce.conditioning import DEFAULT_ENERGY, EnergySpec, load_energy_file, parse_energy
 from gansim.produce.manifest import MANIFEST, committed_events, load_manifest, new_manifest, save_manifest
-from gansim.produce.plan import DEFAULT_CHUNK, Plan, assign_chunks, chunk_filename
+from gansim.produce.plan import Plan, assign_chunks, chunk_filename
 from gansim.produce.progress import Progress
 from gansim.produce.shards import CHUNK_DIR, DATASET, build_vds, chunk_attrs, cleanup_temporaries
 
 SAVE_EVERY_S = 5.0  # rank 0 rewrites manifest.json at most this often (and at the end)
 
 
+MAX_CHUNKS = 10**8  # chunk indices a plan may hold (manifest and directory sizes stay sane)
+
+
 @dataclass
-class ProduceOptions:
-    generator: Path
-    events: int
-    out: Path
-    particle: str | None = None
-    energy: str | None = None
-    energy_file: Path | None = None
-    seed: int = 0
-    chunk_size: int = DEFAULT_CHUNK
-    batch_size: int = 1024
-    layout: str = "shards"
-    dtype: str = "float32"
-    compression: str = "gzip"
-    device: str = "cpu"
+class Run:
+    """One invocation: the produce section of the config plus what is not part of the plan."""
+
+    cfg: ProduceConfig
     dry_run: bool = False
-    compile: bool = False
-    amp: bool = False
     overwrite: bool = False
-    signal_fraction: float = 0.5
-    overlap: bool = True
     progress: bool = True
+    extrapolate: bool = False  # allow conditions outside the generator's training range
+    particle: str | None = None  # expected particle: refuse a generator trained on another one
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+
+def make_run(generator: str | Path, out: str | Path, *, dry_run: bool = False, overwrite: bool = False,
+             progress: bool = True, extrapolate: bool = False, particle: str | None = None, **keys: Any) -> Run:
+    """A Run from keyword arguments (Python API, tests, benchmarks): produce-section keys + invocation flags."""
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in keys.items()}
+    cfg = validate_section(ProduceConfig(generator=str(generator), out=str(out), **plain), "produce")
+    return Run(cfg, dry_run=dry_run, overwrite=overwrite, progress=progress, extrapolate=extrapolate,
+               particle=particle)
 
 
 def _set_threads(size: int) -> None:
@@ -55,37 +59,50 @@ def _set_threads(size: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(local, 1)))
 
 
-def build_plan(opts: ProduceOptions, art: Any) -> tuple[Plan, EnergySpec | None]:
+def condition_spec(run: Run, art: Any) -> Any:
+    """The production's condition distribution, checked against the generator's training range."""
+    c = run.cfg
+    energy = c.energy or None
+    trained = art.condition_range
+    if energy is None and not c.energy_file and trained is not None and art.kind.name == "calo":
+        energy = f"uniform:{trained[0]:g},{trained[1]:g}"  # default: the range the generator was trained on
+    spec = art.kind.condition_spec(energy, Path(c.energy_file) if c.energy_file else None,
+                                   c.signal_fraction if c.signal_fraction >= 0 else None)
+    bounds = getattr(spec, "bounds", None)
+    if trained is not None and bounds is not None and not run.extrapolate:
+        lo, hi = bounds
+        # float32 rounding of the recorded range: allow a relative 1e-6
+        if lo < trained[0] * (1 - 1e-6) or hi > trained[1] * (1 + 1e-6):
+            raise GansimError(f"conditions {spec.text} reach outside the range the generator was trained on "
+                              f"({trained[0]:g} .. {trained[1]:g} GeV); pass --extrapolate to generate anyway")
+    return spec
+
+
+def build_plan(run: Run, art: Any) -> tuple[Plan, Any]:
     """Check the options against the generator and freeze them into a Plan."""
-    cfg_particle = art.config.data.particle
-    if art.kind == "calo":
-        if opts.particle and opts.particle != cfg_particle:
-            raise GansimError(f"--particle {opts.particle} does not match the generator, which was trained on "
-                              f"{cfg_particle} ({opts.generator})")
-        if opts.energy and opts.energy_file:
-            raise GansimError("give either --energy or --energy-file, not both")
-        energy = load_energy_file(opts.energy_file) if opts.energy_file else parse_energy(opts.energy or DEFAULT_ENERGY)
-    else:
-        if opts.particle and opts.particle != "jets":
-            raise GansimError(f"--particle {opts.particle}: {opts.generator} is a jet-image (LAGAN) generator")
-        if opts.energy or opts.energy_file:
-            raise GansimError("--energy/--energy-file apply to calorimeter generators; jet generators take "
-                              "--signal-fraction")
-        energy = None
-    if opts.device.startswith("cuda"):
+    c = run.cfg
+    if c.events <= 0:
+        raise GansimError("--events: give the number of events to produce")
+    if run.particle and run.particle != art.config.data.particle:
+        raise GansimError(f"--particle {run.particle} does not match the generator, which was trained on "
+                          f"{art.config.data.particle} ({c.generator})")
+    spec = condition_spec(run, art)
+    chunk = min(c.chunk_size, c.events)
+    if -(-c.events // chunk) > MAX_CHUNKS:
+        raise GansimError(f"--events {c.events:.3g} in chunks of {chunk:,} would make more than {MAX_CHUNKS:.0e} "
+                          "chunks; raise --chunk-size")
+    if c.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise GansimError("--device cuda: no CUDA device is available here (use --device cpu)")
-    elif opts.device != "cpu":
-        raise GansimError(f"--device {opts.device!r}: use cpu or cuda")
-    plan = Plan(kind=art.kind, particle=cfg_particle if art.kind == "calo" else "jets", events=opts.events,
-                chunk_size=min(opts.chunk_size, opts.events), seed=opts.seed,
-                energy=energy.text if energy else "", energy_file_sha256=energy.file_sha256 if energy else "",
-                signal_fraction=opts.signal_fraction if art.kind == "jets" else 0.0, batch_size=opts.batch_size,
-                layout=opts.layout, dtype=opts.dtype, compression=opts.compression, generator_sha256=art.sha256,
-                device_type=opts.device.split(":")[0], amp=opts.amp, compile=opts.compile)
-    return plan, energy
+            raise GansimError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    elif c.device not in ("cpu", "auto"):
+        raise GansimError(f"--device {c.device!r}: use cpu, cuda or auto")
+    plan = Plan(kind=art.kind.name, particle=art.config.data.particle, events=c.events, chunk_size=chunk,
+                seed=c.seed, condition=spec.text, condition_sha256=spec.file_sha256, batch_size=c.batch_size,
+                layout=c.layout, dtype=c.dtype, compression=c.compression, generator_sha256=art.sha256,
+                device_type=str(art.device.type), amp=c.amp, compile=c.compile)
+    return plan, spec
 
 
 def file_attrs(plan: Plan, art: Any) -> dict[str, Any]:
@@ -95,7 +112,8 @@ def file_attrs(plan: Plan, art: Any) -> dict[str, Any]:
     return {"generator": f"gansim produce ({art.config.model.name})", "version": __version__,
             "seed": plan.seed, "particle": plan.particle, "config_hash": art.config.hash(),
             "generator_sha256": art.sha256, "events": plan.events, "chunk_size": plan.chunk_size,
-            "energy": plan.energy, "layout": plan.layout, "dtype": plan.dtype, "compression": plan.compression}
+            "condition": plan.condition, "layout": plan.layout, "dtype": plan.dtype, "compression": plan.compression,
+            "not_modelled": ",".join(art.kind.extra_keys)}
 
 
 # -- directory preparation (rank 0) -------------------------------------------------------------------------------
@@ -108,9 +126,9 @@ def _remove_run(out: Path) -> None:
         shutil.rmtree(out / CHUNK_DIR)
 
 
-def prepare_dir(opts: ProduceOptions, plan: Plan, art: Any) -> dict[str, Any]:
+def prepare_dir(run: Run, plan: Plan, art: Any) -> dict[str, Any]:
     """Create or check DIR, refuse a foreign or different run, adopt chunks committed after the last manifest save."""
-    out = opts.out
+    out = run.out
     if out.exists() and not out.is_dir():
         raise GansimError(f"--out {out}: exists and is not a directory")
     try:
@@ -119,8 +137,8 @@ def prepare_dir(opts: ProduceOptions, plan: Plan, art: Any) -> dict[str, Any]:
         raise GansimError(f"--out {out}: cannot create the output directory ({exc.strerror or exc})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise GansimError(f"--out {out}: directory is not writable")
-    manifest = load_manifest(out) if not opts.overwrite else None
-    if opts.overwrite:
+    manifest = load_manifest(out) if not run.overwrite else None
+    if run.overwrite:
         _remove_run(out)
     elif manifest is not None:
         diffs = plan.differences(Plan.from_dict(manifest["plan"]))
@@ -131,7 +149,7 @@ def prepare_dir(opts: ProduceOptions, plan: Plan, art: Any) -> dict[str, Any]:
         raise GansimError(f"{out} has {DATASET} or {CHUNK_DIR}/ but no {MANIFEST}: not a resumable gansim run; "
                           "choose an empty directory or pass --overwrite")
     if manifest is None:
-        manifest = new_manifest(plan, {"path": str(opts.generator), "sha256": art.sha256,
+        manifest = new_manifest(plan, {"path": str(art.path), "sha256": art.sha256,
                                        "model": art.config.model.name, "config_hash": art.config.hash()})
     manifest["complete"] = False
     if plan.layout == "shards":
@@ -172,45 +190,40 @@ def _reconcile_shards(out: Path, plan: Plan, manifest: dict[str, Any]) -> None:
 
 # -- the run ------------------------------------------------------------------------------------------------------
 
-def produce(opts: ProduceOptions) -> dict[str, Any]:
-    """Run (or resume) a production on this rank; every rank returns the same summary dict."""
+def _device(requested: str, rank: int) -> str:
+    """cpu, or the GPU this rank should use: auto picks CUDA when the rank sees one (a GPU allocation)."""
     import torch
 
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if requested in ("cuda", "auto") and torch.cuda.device_count() > 1:
+        local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("SLURM_LOCALID", rank)))
+        return f"cuda:{local % torch.cuda.device_count()}"
+    return "cuda" if requested == "auto" else requested
+
+
+def produce(run: Run) -> dict[str, Any]:
+    """Run (or resume) a production on this rank; every rank returns the same summary dict."""
     from gansim.models.artifact import load_generator
     from gansim.produce.sampler import ChunkSampler
 
-    if opts.layout == "single":
+    c = validate_section(run.cfg, "produce")
+    if c.layout == "single":
         from gansim.produce.single import check_parallel_h5py
 
-        check_parallel_h5py(opts.compression)  # before MPI starts or any file is touched
-    comm = world(require=opts.layout == "single" and not opts.dry_run)
+        check_parallel_h5py(c.compression)  # before MPI starts or any file is touched
+    comm = world(require=c.layout == "single" and not run.dry_run)
     mpi, rank, size = is_mpi(comm), comm.Get_rank(), comm.Get_size()
     _set_threads(size)
-    if opts.device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("SLURM_LOCALID", rank)))
-        opts.device = f"cuda:{local % torch.cuda.device_count()}"
-    art = load_generator(opts.generator, device=opts.device)
-    plan, energy = build_plan(opts, art)
-    sampler = ChunkSampler(art, plan, energy, device=opts.device, amp=opts.amp, compile=opts.compile)
-    if opts.dry_run:
+    art = load_generator(c.generator, device=_device(c.device, rank))
+    plan, spec = build_plan(run, art)
+    sampler = ChunkSampler(art, plan, spec, amp=c.amp, compile=c.compile)
+    if run.dry_run:
         from gansim.produce.dryrun import dry_run
 
-        return dry_run(opts, plan, sampler, comm)
+        return dry_run(run, plan, sampler, comm)
 
-    status: dict[str, Any]
-    manifest: dict[str, Any] = {}
-    if rank == 0:
-        try:
-            manifest = prepare_dir(opts, plan, art)
-            status = {"done": sorted(int(k) for k in manifest["chunks"])}
-        except GansimError as exc:
-            status = {"error": str(exc)}
-    else:
-        status = {}
-    status = comm.bcast(status, root=0)
-    if "error" in status:
-        raise GansimError(status["error"])
-    done = set(status["done"])
+    manifest, done = _prepare(run, plan, art, comm)
     todo = [k for k in range(plan.n_chunks) if k not in done]
     mine = assign_chunks(todo, rank, size)
     attrs = file_attrs(plan, art)
@@ -220,33 +233,49 @@ def produce(opts: ProduceOptions) -> dict[str, Any]:
     def record(info: dict[str, Any]) -> None:  # rank 0: a chunk is on disk
         manifest["chunks"][str(info["chunk"])] = info
         if time.monotonic() - last_save[0] > SAVE_EVERY_S:
-            save_manifest(opts.out, manifest)
+            save_manifest(run.out, manifest)
             last_save[0] = time.monotonic()
 
     initial = committed_events(manifest) if rank == 0 else 0
-    progress = Progress(comm, mpi, total=plan.events, initial=initial, on_commit=record, show=opts.progress)
+    progress = Progress(comm, mpi, total=plan.events, initial=initial, on_commit=record, show=run.progress)
     t0 = time.perf_counter()
     if plan.layout == "shards":
-        totals = _run_shards(opts, plan, sampler, mine, progress, rank)
+        totals = _run_shards(run, plan, sampler, mine, progress, rank)
     else:
-        totals = _run_single(opts, plan, sampler, todo, mine, progress, comm, attrs, create=not done and rank == 0)
+        totals = _run_single(run, plan, sampler, todo, mine, progress, comm, attrs, create=not done and rank == 0)
     totals["seconds"] = time.perf_counter() - t0
     all_totals = progress.finish(totals)
 
     result: dict[str, Any] = {}
     if rank == 0:
-        result = _finish(opts, plan, manifest, attrs, all_totals)
+        result = _finish(run, plan, manifest, attrs, all_totals)
     result = comm.bcast(result, root=0)
     if result.get("error"):
         raise GansimError(result["error"])
     return result
 
 
-def _run_shards(opts: ProduceOptions, plan: Plan, sampler: Any, mine: list[int], progress: Progress,
+def _prepare(run: Run, plan: Plan, art: Any, comm: Any) -> tuple[dict[str, Any], set[int]]:
+    """Rank 0 prepares DIR; every rank learns the committed chunks (or rank 0's error)."""
+    status: dict[str, Any] = {}
+    manifest: dict[str, Any] = {}
+    if comm.Get_rank() == 0:
+        try:
+            manifest = prepare_dir(run, plan, art)
+            status = {"done": sorted(int(k) for k in manifest["chunks"])}
+        except GansimError as exc:
+            status = {"error": str(exc)}
+    status = comm.bcast(status, root=0)
+    if "error" in status:
+        raise GansimError(status["error"])
+    return manifest, set(status["done"])
+
+
+def _run_shards(run: Run, plan: Plan, sampler: Any, mine: list[int], progress: Progress,
                 rank: int) -> dict[str, Any]:
     from gansim.produce.writer import ChunkWriter
 
-    writer = ChunkWriter(opts.out, plan, rank, overlap=opts.overlap)
+    writer = ChunkWriter(run.out, plan, rank, overlap=run.cfg.overlap)
     events = chunks = 0
     gen_s = 0.0
     for k in mine:
@@ -266,14 +295,14 @@ def _run_shards(opts: ProduceOptions, plan: Plan, sampler: Any, mine: list[int],
             "error": writer.error}
 
 
-def _run_single(opts: ProduceOptions, plan: Plan, sampler: Any, todo: list[int], mine: list[int],
+def _run_single(run: Run, plan: Plan, sampler: Any, todo: list[int], mine: list[int],
                 progress: Progress, comm: Any, attrs: dict[str, Any], create: bool) -> dict[str, Any]:
     from gansim.produce.single import SingleFile
     from gansim.produce.storage import checksum
 
     create = bool(comm.bcast(create, root=0))
     rank, size = comm.Get_rank(), comm.Get_size()
-    f = SingleFile(opts.out / DATASET, plan, comm, create=create, attrs=attrs)
+    f = SingleFile(run.out / DATASET, plan, comm, create=create, attrs=attrs)
     rounds = -(-len(todo) // size)
     events = chunks = 0
     gen_s = write_s = 0.0
@@ -303,10 +332,10 @@ def _run_single(opts: ProduceOptions, plan: Plan, sampler: Any, todo: list[int],
     return {"rank": rank, "events": events, "chunks": chunks, "generate_s": gen_s, "write_s": write_s, "error": None}
 
 
-def _finish(opts: ProduceOptions, plan: Plan, manifest: dict[str, Any], attrs: dict[str, Any],
+def _finish(run: Run, plan: Plan, manifest: dict[str, Any], attrs: dict[str, Any],
             all_totals: list[dict[str, Any]]) -> dict[str, Any]:
     """Rank 0: save the manifest, build dataset.h5 when every chunk is committed, print per-rank totals."""
-    save_manifest(opts.out, manifest)
+    save_manifest(run.out, manifest)
     errors = [t["error"] for t in all_totals if t.get("error")]
     n_done = len(manifest["chunks"])
     events_done = committed_events(manifest)
@@ -319,12 +348,12 @@ def _finish(opts: ProduceOptions, plan: Plan, manifest: dict[str, Any], attrs: d
     if n_done != plan.n_chunks or events_done != plan.events:
         return {"error": f"run incomplete: {n_done}/{plan.n_chunks} chunks, {events_done}/{plan.events} events "
                          "committed; rerun the same command to finish"}
-    dataset = opts.out / DATASET
+    dataset = run.out / DATASET
     if plan.layout == "shards":
-        build_vds(opts.out, plan, attrs)
+        build_vds(run.out, plan, attrs)
     manifest["complete"] = True
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    save_manifest(opts.out, manifest)
+    save_manifest(run.out, manifest)
     seconds = max((t["seconds"] for t in all_totals), default=0.0)
     total_bytes = sum(int(c.get("bytes", 0)) for c in manifest["chunks"].values()) or dataset.stat().st_size
     made = sum(t["events"] for t in all_totals)

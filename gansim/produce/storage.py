@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from gansim.data.schema import CALO_KEYS, JET_KEYS
 from gansim.errors import GansimError
+from gansim.kinds import get_kind
 
 # Events per HDF5 chunk inside a dataset: ~300 KB for layer_0 in float32, small enough for the default 1 MiB
 # chunk cache and random access, large enough that gzip sees plenty of zero runs.
@@ -20,8 +20,7 @@ F16_MAX = float(np.finfo(np.float16).max)
 
 def keys_for(kind: str) -> dict[str, tuple[int, ...]]:
     """Per-event shapes of the datasets written for a generator kind, in file order."""
-    keys = CALO_KEYS if kind == "calo" else JET_KEYS
-    return {k.name: k.shape for k in keys}
+    return get_kind(kind).shapes()
 
 
 def storage_dtype(key: str, dtype: str) -> np.dtype:

@@ -15,27 +15,31 @@ Physics (parameters and their sources: gansim/sim/calo_params.py):
   straggling per LAr gap); after it an electromagnetic fraction f_em ~ Beta around Groom's 1 - (E/E0)^(k-1),
   the EM part with X0-scaled and the hadronic part with lambda_I-scaled Bock profiles, the hadronic part seen
   with h/e = 1/1.4 and invisible-energy fluctuations, and a lateral spread of order lambda_I.
-* Sampling: energy is deposited as spots; the number of spots is Poisson with mean E / a^2 (a = Amaldi's
-  sampling term), so the spot statistics give sigma/E = a / sqrt(E) and the cost grows linearly with E, like a
+* Sampling: energy is deposited as spots of continuous, Gamma(k)-distributed energy; their number is Poisson
+  with mean E / mu (mu = a^2 k / (k + 1), a = Amaldi's sampling term), so the spot statistics give
+  sigma/E = a / sqrt(E), cell energies are continuous, and the cost grows linearly with E, like a
   real simulation. Only the LAr share is seen (sampling fraction f_samp = f_mip * e/mip ~ 0.17 for
   electrons); cells record it calibrated to the EM scale (visible / f_samp), like the CaloGAN files, whose
   cells hold the energy of active and passive material: cells + overflow ~ E_inc for a contained e+ shower.
 * Readout: a per-event constant term (0.7 %), small Gaussian cell noise and 3 sigma zero suppression.
 
 Everything is vectorised over spots with numpy; the only Python loop is over blocks of BLOCK_EVENTS events.
-Block k draws from np.random.Generator(PCG64(SeedSequence([seed, particle code, k]))), so a file depends on
+Block k draws from gansim.seeding.numpy_rng(seed, SIMULATE, particle code + 1000, k), so a file depends on
 (seed, particle, energies) only, never on the batch size or on how the work is split.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
 import numpy as np
 
-from gansim.data.schema import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES, write_calo
+from gansim.data.schema import write_calo
 from gansim.errors import GansimError
+from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
+from gansim.seeding import Purpose, numpy_rng
 from gansim.sim.calo_params import DEFAULT_PARAMS, CaloParams
 
 PARTICLES: tuple[str, ...] = ("eplus", "gamma", "piplus")
@@ -161,7 +165,7 @@ def _scatter(rng: np.random.Generator, r: np.ndarray, x0: np.ndarray, y0: np.nda
 def _em_spots(rng: np.random.Generator, e_gev: np.ndarray, z0: np.ndarray, x0: np.ndarray, y0: np.ndarray,
               P: CaloParams) -> tuple[Spots, np.ndarray]:
     """An EM shower of energy e_gev starting at depth z0 for each event; returns spots and T (X0) per event."""
-    q = P.spot_quantum_gev
+    q = P.spot_mean_gev
     T, alpha = _em_profile(rng, e_gev, P)
     beta = (alpha - 1.0) / T
     n = rng.poisson(e_gev / q)
@@ -171,7 +175,14 @@ def _em_spots(rng: np.random.Generator, e_gev: np.ndarray, z0: np.ndarray, x0: n
     r = _em_radius(rng, ev, t * (1.0 / T).astype(f32)[ev], np.log(e_gev), P)
     x, y = _scatter(rng, r, x0.astype(f32)[ev], y0.astype(f32)[ev])
     z = z0.astype(f32)[ev] + t * f32(P.mixture.x0_mm)
-    return (ev, z, x, y, q * 1e3 * P.mixture.f_em), T
+    return (ev, z, x, y, _spot_energies(rng, len(ev), q * 1e3 * P.mixture.f_em, P)), T
+
+
+def _spot_energies(rng: np.random.Generator, n: int, mean_mev: float | np.ndarray, P: CaloParams) -> np.ndarray:
+    """Visible energies of n spots: Gamma(k) around their mean (per spot or one value), float32."""
+    k = P.spot_shape
+    return (rng.standard_gamma(np.float32(k), n, dtype=np.float32) * np.float32(1.0 / k) * mean_mev).astype(
+        np.float32)
 
 
 def _mip_track(rng: np.random.Generator, length: np.ndarray, x0: np.ndarray, y0: np.ndarray,
@@ -205,7 +216,7 @@ def _hadron_spots(rng: np.random.Generator, e_gev: np.ndarray, x0: np.ndarray, y
     ln_e = np.log(e_at)
     a = np.maximum((h.bock_a[0] + h.bock_a[1] * ln_e) * np.exp(h.shape_fluct * rng.standard_normal(b)), 0.2)
     d = h.bock_d[0] + h.bock_d[1] * ln_e
-    q = P.spot_quantum_gev
+    q = P.spot_mean_gev
     # invisible-energy fluctuation of the hadronic part: Gamma with mean 1, sigma = c / sqrt(E_h)
     k_inv = np.maximum(e_h, 1e-3) / h.invisible_term ** 2
     g_inv = rng.standard_gamma(np.maximum(k_inv, 1.0)) / np.maximum(k_inv, 1.0)
@@ -226,14 +237,14 @@ def _hadron_spots(rng: np.random.Generator, e_gev: np.ndarray, x0: np.ndarray, y
     r_em = _em_radius(rng, ev, t * (1.0 / t_max).astype(f32)[ev], np.log(np.maximum(e_em, 0.1)), P)
     x, y = _scatter(rng, r_em, x32[ev], y32[ev])
     x, y = _scatter(rng, f32(h.em_offset_scale) * had_radius(t * f32(m.x0_mm)), x, y)
-    em_spots = (ev, z32[ev] + t * f32(m.x0_mm), x, y, q * 1e3 * m.f_em)
+    em_spots = (ev, z32[ev] + t * f32(m.x0_mm), x, y, _spot_energies(rng, len(ev), q * 1e3 * m.f_em, P))
     # hadronic part: Bock's lambda_I term, visible with h/e and invisible-energy fluctuations
     qh = q * h.spot_quantum_factor
     n_h = rng.poisson(e_h / qh)
     ev = np.repeat(np.arange(b), n_h)
     s = rng.standard_gamma(a32[ev], dtype=f32) * (lam / d).astype(f32)[ev]
     x, y = _scatter(rng, had_radius(s), x32[ev], y32[ev])
-    e_vis = (qh * 1e3 * m.f_em / h.e_over_h * g_inv)[ev]
+    e_vis = _spot_energies(rng, len(ev), (qh * 1e3 * m.f_em / h.e_over_h * g_inv)[ev], P)
     had = (ev, z32[ev] + s, x, y, e_vis)
     track = _mip_track(rng, np.minimum(z_int, depth), x0, y0, P)
     return [track, em_spots, had], {"start_mm": z_int, "f_em": np.where(interacts, f_em, 0.0)}
@@ -325,18 +336,18 @@ def simulate_showers(particle: str, n: int, seed: int, energy_range: tuple[float
             raise GansimError(f"energies must be finite and within [{E_MIN_GEV:g}, {E_MAX_GEV:g}] GeV")
     else:
         lo, hi = check_energy_range(*energy_range)
-    from tqdm import tqdm
+    from gansim.progress import bar
 
     out = np.empty((n, _N_SLOTS), dtype=np.float32)
     energy = np.empty(n, dtype=np.float32)
     truth_parts: dict[str, list[np.ndarray]] = {}
     n_blocks = -(-n // BLOCK_EVENTS)
     step = max(1, -(-int(batch_size) // BLOCK_EVENTS))
-    with tqdm(total=n, unit="shower", disable=not progress, desc=f"simulate {particle}") as bar:
+    pbar = bar(total=n, unit="shower", enabled=progress, desc=f"simulate {particle}")
+    with contextlib.closing(pbar):
         for k in range(n_blocks):
             start, stop = k * BLOCK_EVENTS, min(n, (k + 1) * BLOCK_EVENTS)
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), PARTICLE_CODE[particle]
-                                                                               + 1000, k])))
+            rng = numpy_rng(seed, Purpose.SIMULATE, PARTICLE_CODE[particle] + 1000, k)
             e = energies[start:stop] if energies is not None else rng.uniform(lo, hi, stop - start)
             e = e.astype(np.float32)  # simulate exactly the energy that the file will record
             block, truth = _simulate_block(rng, particle, e.astype(np.float64), P)
@@ -346,7 +357,7 @@ def simulate_showers(particle: str, n: int, seed: int, energy_range: tuple[float
                 for key, val in truth.items():
                     truth_parts.setdefault(key, []).append(val)
             if (k + 1) % step == 0 or k == n_blocks - 1:
-                bar.update(stop - bar.n)
+                pbar.update(stop - pbar.n)
     result: dict[str, np.ndarray] = {"energy": energy.reshape(n, 1)}
     for i, key in enumerate(CALO_LAYERS):
         result[key] = out[:, _OFFSETS[i]:_OFFSETS[i + 1]].reshape(n, *LAYER_SHAPES[key])

@@ -247,11 +247,20 @@ class CaloParams:
     em: EMParams = field(default_factory=EMParams)
     hadron: HadronParams = field(default_factory=HadronParams)
     readout: ReadoutParams = field(default_factory=ReadoutParams)
+    # Shape k of the Gamma distribution of one spot's energy. Real deposits are continuous (many small energy
+    # losses per gap); spots of one fixed energy would quantise every cell in steps of a^2 (11.4 MeV at the EM
+    # scale here), a comb that no detector shows and that any classifier spots at once.
+    spot_shape: float = 2.0
 
     @property
     def spot_quantum_gev(self) -> float:
-        """Energy quantum of one EM spot: a Poisson number of spots of energy a^2 gives sigma/E = a/sqrt(E)."""
+        """Variance per GeV of the EM sampling fluctuations: sigma^2 = a^2 E gives sigma/E = a/sqrt(E)."""
         return self.mixture.sampling_term ** 2
+
+    @property
+    def spot_mean_gev(self) -> float:
+        """Mean energy of one EM spot: a Poisson number of Gamma(k) spots of mean a^2 k/(k+1) has variance a^2 E."""
+        return self.spot_quantum_gev * self.spot_shape / (self.spot_shape + 1.0)
 
     def derived(self) -> dict[str, float]:
         """The computed mixture constants (mm, MeV) for documentation and provenance."""
@@ -259,7 +268,7 @@ class CaloParams:
         return {"X0_mm": m.x0_mm, "R_M_mm": m.rm_mm, "lambda_I_mm": m.lambda_i_mm, "E_c_MeV": m.ec_mev,
                 "Z_eff": m.z_eff, "F_s": m.sampling_frequency, "e_over_mip": m.e_hat, "f_mip": m.f_mip,
                 "sampling_fraction": m.f_em, "sampling_term": m.sampling_term,
-                "spot_quantum_GeV": self.spot_quantum_gev}
+                "spot_quantum_GeV": self.spot_quantum_gev, "spot_mean_GeV": self.spot_mean_gev}
 
     def to_dict(self) -> dict:
         return {**asdict(self), "derived": self.derived()}

@@ -36,6 +36,7 @@ import numpy as np
 
 from gansim import __version__
 from gansim.errors import GansimError
+from gansim.seeding import Purpose, numpy_rng, seed_sequence
 from gansim.sim import jet_images as ji
 
 PROCESSES: tuple[str, ...] = ("wprime", "qcd")
@@ -90,8 +91,8 @@ def pythia_settings(process: str, pt_window: tuple[float, float] = DEFAULT_PT_WI
 
 def pythia_seed(seed: int, process: str, chunk: int) -> int:
     """Independent Pythia seed in [1, 900_000_000] for chunk `chunk` of `process` (0 would mean Pythia's default)."""
-    state = np.random.SeedSequence([int(seed), PROCESS_CODE[process], int(chunk)]).generate_state(2, np.uint64)
-    return int(state[0] % SEED_MAX) + 1
+    return int(seed_sequence(seed, Purpose.SIMULATE, PROCESS_CODE[process], chunk).generate_state(1, np.uint64)[0]
+               % SEED_MAX) + 1
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def simulate_jets(out: str | Path, process: str, n_events: int, seed: int = 0, w
     """Generate `n_events` accepted jets (of `process`: wprime, qcd or both) and write them to `out` atomically."""
     import time
 
-    from tqdm import tqdm
+    from gansim.progress import bar
 
     if n_events <= 0:
         raise GansimError(f"--events must be positive, got {n_events}")
@@ -368,16 +369,18 @@ def simulate_jets(out: str | Path, process: str, n_events: int, seed: int = 0, w
     # Interleave the processes so both make progress; results are regrouped per process below.
     specs = [s for group in _interleave(list(plans.values())) for s in group]
     t0 = time.perf_counter()
-    with tqdm(total=n_events, unit="jet", desc=f"simulate jets ({process})", disable=not progress,
-              dynamic_ncols=True) as bar:
-        results = run_chunks(specs, workers, bar.update)
+    pbar = bar(total=n_events, unit="jet", desc=f"simulate jets ({process})", enabled=progress)
+    try:
+        results = run_chunks(specs, workers, pbar.update)
+    finally:
+        pbar.close()
     seconds = time.perf_counter() - t0
     by_key = {(s.process, s.index): r for s, r in zip(specs, results, strict=True)}
     parts = [by_key[(p, s.index)] for p in counts for s in plans[p]]
     arrays = {k: np.concatenate([r[k] for r in parts]) for k in ("image", "signal", *PER_JET_KEYS)}
     if len(counts) > 1:
         # Mix classes with a seeded permutation so any prefix of the file holds both.
-        perm = np.random.default_rng(np.random.SeedSequence([seed, n_events, 0x7E75])).permutation(n_events)
+        perm = numpy_rng(seed, Purpose.SHUFFLE, n_events).permutation(n_events)
         arrays = {k: v[perm] for k, v in arrays.items()}
     tried = {p: int(sum(by_key[(p, s.index)]["events_tried"] for s in plans[p])) for p in counts}
     attrs = provenance(process, seed, selection, chunk_size, counts, tried)
@@ -428,7 +431,8 @@ def provenance(process: str, seed: int, selection: Selection, chunk_size: int, c
 
 def write_jets(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None) -> Path:
     """Write a LAGAN-layout jet file atomically (temporary name, then rename); float32 datasets."""
-    from gansim.data.schema import JET_IMAGE_SHAPE, SchemaError, write_atomic
+    from gansim.data.schema import SchemaError, write_atomic
+    from gansim.kinds.jets import JET_IMAGE_SHAPE
 
     n = len(arrays["image"])
     if arrays["image"].shape[1:] != JET_IMAGE_SHAPE:

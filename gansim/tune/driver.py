@@ -65,22 +65,5 @@ def trial_driver(config: dict[str, Any], *, space: SearchSpace, base: dict[str, 
     values = {name: config[name] for name in space.params}
     cfg = build_trial_config(space, base, values, trial_overrides(trial_dir, workers, gpus_per_trial))
     # Same out_dir + run name on a resumed trial → fit continues from the trial's latest training checkpoint.
-    result = fit(cfg, resume=True, callbacks=[_report_callback()], verbose=False)
-    check_diverged(result, cfg)
-
-
-class TrialDiverged(RuntimeError):
-    """A trial whose training loop stopped on train.max_nonfinite consecutive non-finite steps."""
-
-
-def check_diverged(result: Any, cfg: Config) -> None:
-    """Raise TrialDiverged when the run stopped on non-finite losses.
-
-    Ray Train V2's Result.metrics are those of the latest *checkpoint*, and the loop's diverged report carries
-    no checkpoint, so the loop's own return value (rank 0's summary) is the reliable signal here.
-    """
-    summaries = [getattr(result, "return_value", None), getattr(result, "metrics", None)]
-    for s in summaries:
-        if isinstance(s, dict) and s.get("diverged"):
-            raise TrialDiverged(f"training diverged: {cfg.train.max_nonfinite} consecutive non-finite steps at "
-                                f"step {int(s.get('step', 0))} (epoch {int(s.get('epoch', 0)) + 1})")
+    # fit raises a GansimError when the run diverges or fails: Tune records the trial as ERROR, Optuna as FAIL.
+    fit(cfg, resume=True, callbacks=[_report_callback()], verbose=False)

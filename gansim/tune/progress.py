@@ -1,4 +1,4 @@
-"""Console progress of a study: one tqdm bar with trials done / running / failed and the best score so far."""
+"""Console progress of a study: one progress reporter with trials done / running / failed and the best score."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ class StudyProgress(Callback):
             return
         self._last = key
         if self._bar is None:
-            from tqdm import tqdm
+            from gansim.progress import bar
 
-            self._bar = tqdm(total=self.total, desc="tune", unit="trial", file=sys.stderr, dynamic_ncols=True)
+            self._bar = bar(total=self.total, desc="tune", unit="trial", file=sys.stderr)
         self._bar.n = c["done"] + c["failed"]
         best = f"{c['best']:.4g}" if math.isfinite(c["best"]) else "-"
         self._bar.set_postfix_str(f"done {c['done']}  running {c['running']}  failed {c['failed']}  "

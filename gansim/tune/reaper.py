@@ -22,13 +22,12 @@ log = logging.getLogger(__name__)
 def orphan_placement_groups() -> list[str]:
     """Hex ids of CREATED/PENDING placement groups whose creating actor is dead (read from the GCS table)."""
     import ray
-    from ray._private.state import state
     from ray.core.generated import gcs_pb2
 
-    accessor = state._connect_and_get_accessor()  # GCS table: no dashboard / State API needed
+    from gansim.compat import placement_group_table
+
     out = []
-    for raw in accessor.get_placement_group_table():
-        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+    for pg in placement_group_table():
         live = pg.state in (gcs_pb2.PlacementGroupTableData.CREATED, gcs_pb2.PlacementGroupTableData.PENDING,
                             gcs_pb2.PlacementGroupTableData.RESCHEDULING)
         has_actor_creator = any(pg.creator_actor_id) and pg.creator_actor_id != ray.ActorID.nil().binary()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gansim.config import Config, ConfigError, config_from_dict, read_yaml, set_dotted
+from gansim.config import Config, ConfigError, config_from_dict, read_yaml, resolve_config_path, set_dotted
 from gansim.errors import GansimError
 
 TYPES = ("uniform", "loguniform", "int", "choice")
@@ -359,7 +359,7 @@ def _any_values(space: SearchSpace) -> dict[str, Any]:
 def load_space(path: str | Path, base: Config) -> SearchSpace:
     """Read and validate a search-space YAML file for the given base config."""
     try:
-        data = read_yaml(path)
+        data = read_yaml(resolve_config_path(path))
     except ConfigError as exc:
         raise SpaceError(str(exc).replace("config file", "search-space file")) from None
     return parse_space(data, base, source=str(path))

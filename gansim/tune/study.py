@@ -97,6 +97,8 @@ def _searcher_class() -> type:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    from gansim.compat import completed_trials, optuna_study, optuna_trial
+
     class GansimOptunaSearch(OptunaSearch):
         """OptunaSearch that records ASHA-stopped trials as PRUNED (not COMPLETE with an early score), reports
         intermediate values per epoch, and tags each Optuna trial with its Tune trial id."""
@@ -107,23 +109,22 @@ def _searcher_class() -> type:
 
         def suggest(self, trial_id: str) -> dict | None:
             params = super().suggest(trial_id)
-            ot_trial = self._ot_trials.get(trial_id)
+            ot_trial = optuna_trial(self, trial_id)
             if ot_trial is not None:
                 ot_trial.set_user_attr("tune_trial_id", trial_id)
             return params
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             value, step = result.get(self.metric), result.get(TIME_ATTR)
-            if trial_id in self._completed_trials or value is None or step is None:
+            if trial_id in completed_trials(self) or value is None or step is None:
                 return
-            self._ot_trials[trial_id].report(float(value), int(step))
+            optuna_trial(self, trial_id).report(float(value), int(step))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if (not error and result and trial_id not in self._completed_trials
+            if (not error and result and trial_id not in completed_trials(self)
                     and result.get(self.metric) is not None and int(result.get(TIME_ATTR, self._max_t)) < self._max_t):
-                ot_trial = self._ot_trials[trial_id]
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
-                self._completed_trials.add(trial_id)
+                optuna_study(self).tell(optuna_trial(self, trial_id), state=optuna.trial.TrialState.PRUNED)
+                completed_trials(self).add(trial_id)
                 return
             super().on_trial_complete(trial_id, result=result, error=error)
 
