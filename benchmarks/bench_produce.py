@@ -55,9 +55,9 @@ def bare_forward(gen: Path, events: int, batch: int) -> float:
 
 
 def produce_rate(gen: Path, out: Path, events: int, chunk: int, batch: int, **kw: object) -> dict:
-    from gansim.produce.run import ProduceOptions, produce
+    from gansim.produce.run import make_run, produce
 
-    res = produce(ProduceOptions(generator=gen, out=out, events=events, chunk_size=chunk, batch_size=batch,
+    res = produce(make_run(gen, out, events=events, chunk_size=chunk, batch_size=batch,
                                  progress=False, overwrite=True, **kw))  # type: ignore[arg-type]
     return {"rate": res["made"] / res["seconds"], "bpe": res["bytes"] / res["events"], "seconds": res["seconds"]}
 

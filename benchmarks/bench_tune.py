@@ -48,10 +48,11 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     args = ap.parse_args()
 
-    from gansim.models.registry import model_kind
-    from gansim.train.loop import build_state
     from gansim.train.steps import iteration
     from gansim.train.validation import physics_check
+
+    from gansim.models.registry import model_kind
+    from gansim.train.loop import build_state
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)

@@ -25,7 +25,7 @@ def make_generator(path: Path, kind: str = "calo", particle: str = "eplus") -> P
     if kind == "calo":
         over = ["model.latent_dim=8", "model.gen_channels=2", "model.attention=false", f"data.particle={particle}"]
     else:
-        over = ["model.name=lagan", "data.kind=jets", "data.particle=jets", "model.latent_dim=8",
+        over = ["model.name=lagan", "data.particle=jets", "model.latent_dim=8",
                 "model.gen_channels=2"]
     cfg = load_config(REPO / "configs" / "debug.yaml", over)
     torch.manual_seed(7)

@@ -1,4 +1,4 @@
-"""Generator artefact: round trip, deterministic batch-size-independent generation, file units, bad files."""
+"""Generator artefact and the one Sampler: round trip, deterministic split-independent generation, file units."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ import torch
 
 from gansim.config import config_from_dict
 from gansim.errors import GansimError
-from gansim.models.artifact import FORMAT, Z_BLOCK, draw_latent, load_generator, save_generator
+from gansim.kinds import get_kind
+from gansim.models.artifact import FORMAT, load_generator, save_generator
 from gansim.models.registry import build_generator
+from gansim.models.sampler import LATENT_BLOCK, Sampler
+from gansim.seeding import Purpose
 
 TINY = {"latent_dim": 8, "gen_channels": 8, "disc_channels": 8, "minibatch_kernels": 3, "minibatch_dim": 2}
 
 
 def tiny(name: str = "calogan"):
-    return config_from_dict({"model": {"name": name, **TINY}})
+    particle = "jets" if name == "lagan" else "eplus"
+    return config_from_dict({"model": {"name": name, **TINY}, "data": {"particle": particle}})
 
 
 def trained_like(cfg):
@@ -26,7 +30,7 @@ def trained_like(cfg):
     torch.manual_seed(0)
     g = build_generator(cfg).train()
     with torch.no_grad():
-        cond = torch.rand(32, 1) * 100 if cfg.model.name == "calogan" else torch.randint(0, 2, (32,)).float()
+        cond = torch.rand(32) * 100 if cfg.model.name == "calogan" else torch.randint(0, 2, (32,)).float()
         g(torch.randn(32, cfg.model.latent_dim), cond)
     return g.eval()
 
@@ -42,13 +46,13 @@ def calo_artifact(tmp_path: Path):
 def test_round_trip_identical_outputs(calo_artifact):
     g, cfg, path = calo_artifact
     art = load_generator(path)
-    assert art.kind == "calo" and art.latent_dim == 8 and art.config == cfg and not art.module.training
+    assert art.kind.name == "calo" and art.latent_dim == 8 and art.config == cfg and not art.module.training
     assert art.extra == {"epoch": 3, "fidelity": 0.5, "tags": ["a"]}
     assert art.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     z, e = torch.randn(10, 8), torch.rand(10) * 100
     with torch.no_grad():
-        want = g(z, e.view(-1, 1))
-    got = art.forward_batch(z, e)
+        want = g(z, e)
+    got = art.sampler.forward(z, e)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
     assert not any(p.name.endswith(".tmp") for p in path.parent.iterdir())
@@ -73,12 +77,14 @@ def test_generate_is_deterministic_and_batch_size_independent(calo_artifact):
 
 
 def test_latent_draw_is_split_independent():
-    whole = draw_latent(3, 0, Z_BLOCK + 100, 4)
-    parts = torch.cat([draw_latent(3, 0, 10, 4), draw_latent(3, 10, Z_BLOCK + 5, 4),
-                       draw_latent(3, Z_BLOCK + 5, Z_BLOCK + 100, 4)])
-    assert torch.equal(whole, parts) and whole.shape == (Z_BLOCK + 100, 4)
-    assert not torch.equal(draw_latent(4, 0, 10, 4), whole[:10])
-    assert torch.equal(draw_latent(3, 5, 5, 4), torch.empty(0, 4))
+    s = Sampler(torch.nn.Identity(), get_kind("calo"), 4)
+    whole = s.latents(3, Purpose.GENERATE, 0, LATENT_BLOCK + 100)
+    parts = torch.cat([s.latents(3, Purpose.GENERATE, 0, 10), s.latents(3, Purpose.GENERATE, 10, LATENT_BLOCK + 5),
+                       s.latents(3, Purpose.GENERATE, LATENT_BLOCK + 5, LATENT_BLOCK + 100)])
+    assert torch.equal(whole, parts) and whole.shape == (LATENT_BLOCK + 100, 4)
+    assert not torch.equal(s.latents(4, Purpose.GENERATE, 0, 10), whole[:10])  # another seed
+    assert not torch.equal(s.latents(3, Purpose.VALIDATE, 0, 10), whole[:10])  # another purpose
+    assert torch.equal(s.latents(3, Purpose.GENERATE, 5, 5), torch.empty(0, 4))
 
 
 def test_file_units_and_explicit_z(calo_artifact):
@@ -87,7 +93,7 @@ def test_file_units_and_explicit_z(calo_artifact):
     z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
     e = np.array([10.0, 20.0, 30.0, 40.0], np.float32)
     out = art.generate(e, z=z)
-    model = art.forward_batch(torch.from_numpy(z), torch.from_numpy(e))
+    model = art.sampler.forward(torch.from_numpy(z), torch.from_numpy(e))
     np.testing.assert_allclose(out["layer_2"], model["layer_2"].numpy() * 1000.0, rtol=1e-6)  # GeV -> MeV
     with pytest.raises(GansimError, match="z has shape"):
         art.generate(e, z=z[:3])
@@ -100,10 +106,10 @@ def test_jets_artifact(tmp_path: Path):
     art = load_generator(path)
     labels = np.array([0, 1, 1, 0, 1], np.float32)
     out = art.generate(labels, seed=1, batch_size=2)
-    assert art.kind == "jets" and set(out) == {"image", "signal"}
+    assert art.kind.name == "jets" and set(out) == {"image", "signal"}
     assert out["image"].shape == (5, 25, 25) and out["image"].dtype == np.float32 and (out["image"] >= 0).all()
     np.testing.assert_array_equal(out["signal"], labels)
-    model = art.forward_batch(draw_latent(1, 0, 5, 8), torch.from_numpy(labels))["image"]
+    model = art.sampler.forward(art.sampler.latents(1, Purpose.GENERATE, 0, 5), torch.from_numpy(labels))["image"]
     np.testing.assert_allclose(out["image"], model.numpy() * 100.0, rtol=1e-5, atol=1e-6)  # 100 GeV -> GeV
 
 

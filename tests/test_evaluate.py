@@ -49,7 +49,7 @@ def test_cli_writes_report_plots_and_index(tmp_path: Path, capsys: pytest.Captur
     assert rep["kind"] == "calo" and rep["reference"]["n_events"] == 400 and rep["settings"]["seed"] == 3
     assert rep["physics_summary"]["response_ratio"] == pytest.approx(1.5, rel=0.05)
     assert rep["fidelity_score"] == pytest.approx(fidelity_score(toy_calo(400, 1), toy_calo(400, 2, 1.5)), rel=1e-6)
-    assert set(rep["classifier"]) == {"high_level", "low_level"}
+    assert set(rep["classifier"]) == {"high_level", "low_level", "high_level_trees"}
     assert rep["classifier"]["high_level"]["auc"] > 0.9  # 50 % more energy everywhere is easy to spot
     assert rep["features"]["E_tot"]["separation_power"] > 0.1 and "wasserstein_norm" in rep["features"]["E_1"]
     assert len(rep["response_resolution"]["reference"]["response"]) == 8

@@ -69,18 +69,20 @@ def test_unknown_loss_is_a_gansim_error():
 def test_gradient_penalty_linear_critic():
     w = torch.tensor([[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]], dtype=torch.float64)  # |w| = 3, image-shaped input
     real, fake = torch.randn(6, 2, 3, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
-    gp = gradient_penalty(lambda x: (x * w).flatten(1).sum(1), real, fake)
+    alpha = torch.rand(6, dtype=torch.float64)
+    gp = gradient_penalty(lambda x: (x * w).flatten(1).sum(1), real, fake, alpha)
     assert gp.item() == pytest.approx((3.0 - 1.0) ** 2)
     unit = w / 3.0
-    assert gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake).item() == pytest.approx(0.0, abs=1e-12)
+    assert gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, alpha).item() == pytest.approx(
+        0.0, abs=1e-12)
 
 
-def test_gradient_penalty_quadratic_critic_uses_seeded_alpha():
+def test_gradient_penalty_quadratic_critic_uses_given_alpha():
     real = torch.randn(8, 5, dtype=torch.float64)
     fake = torch.randn(8, 5, dtype=torch.float64)
-    gp = gradient_penalty(lambda x: 0.5 * (x ** 2).sum(1), real, fake, generator=torch.Generator().manual_seed(7))
-    alpha = torch.rand((8, 1), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-    x = alpha * real + (1 - alpha) * fake  # grad of 0.5|x|^2 is x
+    alpha = torch.rand(8, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    gp = gradient_penalty(lambda x: 0.5 * (x ** 2).sum(1), real, fake, alpha)
+    x = alpha[:, None] * real + (1 - alpha[:, None]) * fake  # grad of 0.5|x|^2 is x
     expect = ((x.norm(dim=1) - 1) ** 2).mean()
     assert gp.item() == pytest.approx(expect.item(), rel=1e-12)
 
@@ -90,7 +92,7 @@ def test_gradient_penalty_is_differentiable_wrt_critic_parameters():
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[2.0, 0.0, 0.0, 0.0]]))
     real, fake = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
-    gp = gradient_penalty(lambda x: critic(x).squeeze(1), real, fake)
+    gp = gradient_penalty(lambda x: critic(x).squeeze(1), real, fake, torch.rand(3, dtype=torch.float64))
     gp.backward()
     # gp = (|w| - 1)^2 -> d/dw = 2 (|w| - 1) w / |w| = (2, 0, 0, 0); the bias does not enter
     torch.testing.assert_close(critic.weight.grad, torch.tensor([[2.0, 0.0, 0.0, 0.0]], dtype=torch.float64))
@@ -99,7 +101,9 @@ def test_gradient_penalty_is_differentiable_wrt_critic_parameters():
 
 def test_gradient_penalty_shape_mismatch():
     with pytest.raises(GansimError, match="differ"):
-        gradient_penalty(lambda x: x.sum(1), torch.zeros(2, 3), torch.zeros(2, 4))
+        gradient_penalty(lambda x: x.sum(1), torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2))
+    with pytest.raises(GansimError, match="alpha has shape"):
+        gradient_penalty(lambda x: x.sum(1), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
 
 
 def test_auxiliary_losses():

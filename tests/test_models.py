@@ -10,8 +10,9 @@ from gansim.config import config_from_dict
 from gansim.errors import GansimError
 from gansim.losses import g_loss
 from gansim.models.calogan import N_CELLS, LayerStream, pack_layers, unpack_layers
+from gansim.models.names import MODEL_KINDS
 from gansim.models.registry import (
-    DATA_SCALE,
+    MODELS,
     build_discriminator,
     build_generator,
     count_parameters,
@@ -24,7 +25,9 @@ SHAPES = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 
 
 def tiny(name: str = "calogan", loss: str = "non-saturating", **model):
-    return config_from_dict({"model": {"name": name, **TINY, **model}, "loss": {"name": loss}})
+    particle = "jets" if name == "lagan" else "eplus"
+    return config_from_dict({"model": {"name": name, **TINY, **model}, "loss": {"name": loss},
+                             "data": {"particle": particle}})
 
 
 def has_batchnorm(m: nn.Module) -> bool:
@@ -35,7 +38,7 @@ def has_batchnorm(m: nn.Module) -> bool:
 def test_calo_generator_shapes_and_non_negative(attention):
     torch.manual_seed(0)
     g = build_generator(tiny(attention=attention))
-    out = g(torch.randn(6, 8), torch.rand(6, 1) * 99 + 1)
+    out = g(torch.randn(6, 8), torch.rand(6) * 99 + 1)
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == SHAPES
     assert all(v.shape[0] == 6 and (v >= 0).all() and v.dtype == torch.float32 and v.is_contiguous()
                for v in out.values())
@@ -49,7 +52,7 @@ def test_attention_changes_parameters_and_output():
     g_off = build_generator(tiny(attention=False)).eval()
     assert count_parameters(g_on) - count_parameters(g_off) == 2 * (2 * 2 * 9 + 2)  # two 3x3 convs 2->2
     g_off.load_state_dict(g_on.state_dict(), strict=False)
-    z, e = torch.randn(4, 8), torch.full((4, 1), 50.0)
+    z, e = torch.randn(4, 8), torch.full((4,), 50.0)
     with torch.no_grad():
         a, b = g_on(z, e), g_off(z, e)
     torch.testing.assert_close(a["layer_0"], b["layer_0"])  # layer 0 has no predecessor
@@ -61,10 +64,10 @@ def test_energy_scales_the_latent_vector():
     g = build_generator(tiny()).eval()
     z = torch.randn(5, 8)
     with torch.no_grad():
-        a = g(z, torch.full((5, 1), 50.0))
-        b = g(0.5 * z, torch.full((5, 1), 100.0))  # z * E/100 is the same vector
-        c = g(z, torch.full((5, 1), 100.0))
-        zero = g(torch.randn(5, 8), torch.zeros(5, 1))
+        a = g(z, torch.full((5,), 50.0))
+        b = g(0.5 * z, torch.full((5,), 100.0))  # z * E/100 is the same vector
+        c = g(z, torch.full((5,), 100.0))
+        zero = g(torch.randn(5, 8), torch.zeros(5))
     for k in SHAPES:
         torch.testing.assert_close(a[k], b[k])
         assert not torch.allclose(a[k], c[k])
@@ -75,7 +78,7 @@ def test_calo_discriminator_outputs():
     torch.manual_seed(0)
     d = build_discriminator(tiny())
     layers = {k: torch.rand(7, *s) for k, s in SHAPES.items()}
-    energy = torch.rand(7, 1) * 100
+    energy = torch.rand(7) * 100
     score, e_reco = d(layers, energy)
     assert score.shape == (7,) and e_reco.shape == (7,)
     total = sum(v.flatten(1).sum(1) for v in layers.values())
@@ -86,7 +89,7 @@ def test_calo_discriminator_outputs():
 def test_calo_discriminator_without_minibatch_features():
     d = build_discriminator(tiny(minibatch_kernels=0))
     layers = {k: torch.rand(3, *s) for k, s in SHAPES.items()}
-    assert d(layers, torch.ones(3, 1))[0].shape == (3,)
+    assert d(layers, torch.ones(3))[0].shape == (3,)
     assert count_parameters(d) < count_parameters(build_discriminator(tiny()))
 
 
@@ -94,10 +97,10 @@ def test_gradient_reaches_every_generator_parameter():
     torch.manual_seed(0)
     cfg = tiny()
     g, d = build_generator(cfg), build_discriminator(cfg)
-    energy = torch.rand(16, 1) * 99 + 1
+    energy = torch.rand(16) * 99 + 1
     out = g(torch.randn(16, 8), energy)
     score, e_reco = d(out, energy)
-    (g_loss("non-saturating", score) + (e_reco - energy.squeeze(1)).abs().mean()).backward()
+    (g_loss("non-saturating", score) + (e_reco - energy).abs().mean()).backward()
     dead = [n for n, p in g.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"no gradient reaches {dead}"
 
@@ -106,13 +109,13 @@ def test_gradient_reaches_every_generator_parameter():
 def test_batchnorm_only_without_wgan_gp(name):
     assert has_batchnorm(build_discriminator(tiny(name)))
     assert not has_batchnorm(build_discriminator(tiny(name, "wgan-gp")))
-    assert not has_batchnorm(build_discriminator(tiny(name, batchnorm=False)))
+    assert not has_batchnorm(build_discriminator(tiny(name, batchnorm="off")))
     assert has_batchnorm(build_generator(tiny(name, "wgan-gp")))  # the rule is for the critic only
 
 
 def test_wgan_gp_lagan_critic_is_deterministic():
     d = build_discriminator(tiny("lagan", "wgan-gp")).train()
-    x = torch.rand(4, 25, 25)
+    x = {"image": torch.rand(4, 25, 25)}
     torch.testing.assert_close(d(x, torch.ones(4))[0], d(x, torch.ones(4))[0])  # no dropout
 
 
@@ -140,18 +143,19 @@ def test_lagan_shapes_and_class_conditioning():
     z = torch.randn(4, 8)
     with torch.no_grad():
         sig, bkg = g(z, torch.ones(4)), g(z, torch.zeros(4))
-    assert sig.shape == (4, 25, 25) and (sig >= 0).all() and (bkg >= 0).all()
-    assert not torch.allclose(sig, bkg)
+    assert sig["image"].shape == (4, 25, 25) and (sig["image"] >= 0).all() and (bkg["image"] >= 0).all()
+    assert not torch.allclose(sig["image"], bkg["image"])
     score, cls = d(sig, torch.ones(4))
     assert score.shape == (4,) and cls.shape == (4,)
     g.train()
-    g(z, torch.tensor([0.0, 1.0, 0.0, 1.0])).sum().backward()
+    g(z, torch.tensor([0.0, 1.0, 0.0, 1.0]))["image"].sum().backward()
     assert all(p.grad is not None for p in g.parameters())
 
 
 def test_registry_kind_and_describe():
-    assert model_kind(tiny()) == "calo" and model_kind(tiny("lagan")) == "jets"
-    assert DATA_SCALE == {"calo": 1e-3, "jets": 1e-2}
+    assert model_kind(tiny()).name == "calo" and model_kind(tiny("lagan")).name == "jets"
+    assert model_kind(tiny()).scale == 1e-3 and model_kind(tiny("lagan")).scale == 1e-2
+    assert {n: s.kind for n, s in MODELS.items()} == MODEL_KINDS  # the light name table and the builders agree
     cfg = tiny()
     line = describe(cfg)
     n_g = count_parameters(build_generator(cfg))
@@ -159,3 +163,37 @@ def test_registry_kind_and_describe():
     cfg.model.name = "nope"
     with pytest.raises(GansimError, match="unknown model 'nope'"):
         build_generator(cfg)
+
+
+def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
+    """calo-mlp: non-negative cells, exact zeros below the data's zero-suppression threshold, response near 1
+    from the start (initialised from data statistics), and gradients into every parameter."""
+    import numpy as np
+
+    from gansim.models.calo_mlp import N_FEATURES, fit_statistics
+    from gansim.models.registry import data_statistics, latent_size
+    from tests.conftest import make_calo_arrays
+
+    a = make_calo_arrays(400, seed=2)
+    for k in SHAPES:
+        a[k] = np.where(a[k] > 2.0, a[k], 0.0).astype(np.float32)  # a readout that suppresses cells <= 2 MeV
+    cfg = tiny("calo-mlp", "wgan-gp", gen_channels=32, disc_channels=32, gen_layers=2, disc_layers=2)
+    stats = data_statistics(cfg, a)
+    assert stats is not None and set(stats) == set(fit_statistics(a))
+    assert stats["feature_mean"].shape == (N_FEATURES,)
+    assert abs(float(stats["threshold"].min()) - 2e-3) < 1e-3  # smallest non-zero cell, in GeV
+    g, d = build_generator(cfg, stats), build_discriminator(cfg, stats)
+    torch.manual_seed(0)
+    energy = torch.tensor([2.0, 20.0, 80.0])
+    out = g(torch.randn(3, latent_size(cfg)), energy)
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == SHAPES
+    cells = torch.cat([v.flatten(1) for v in out.values()], 1)
+    assert (cells >= 0).all() and ((cells == 0) | (cells > 0.999 * 2e-3)).all()
+    response = cells.sum(1) / energy
+    assert ((response > 0.5) & (response < 1.5)).all()
+    score, total = d(out, energy)
+    assert score.shape == (3,) and torch.allclose(total, cells.sum(1), rtol=1e-3)
+    score.sum().backward()
+    dead = [n for n, p in g.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"
+    torch.testing.assert_close(d(None, energy, embedded=d.embed(out, energy))[0], d(out, energy)[0])

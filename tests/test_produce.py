@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -17,8 +18,7 @@ import pytest
 from gansim.errors import GansimError
 from gansim.produce.conditioning import load_energy_file, parse_energy
 from gansim.produce.plan import Plan, assign_chunks
-from gansim.produce.run import ProduceOptions, produce
-from gansim.produce.seeding import chunk_streams
+from gansim.produce.run import make_run, produce
 from gansim.produce.verify import deep_verify
 from tests.produce_helpers import chunk_sums, make_generator, read_all
 
@@ -37,15 +37,15 @@ def reference(gen: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def opts(gen: Path, out: Path, **kw: object) -> ProduceOptions:
+def opts(gen: Path, out: Path, **kw: object) -> Any:
     base = {"events": N, "chunk_size": C, "batch_size": 256, "seed": 5, "progress": False}
     base.update(kw)
-    return ProduceOptions(generator=gen, out=out, **base)  # type: ignore[arg-type]
+    return make_run(gen, out, **base)
 
 
 def plan(**kw: object) -> Plan:
-    base = {"kind": "calo", "particle": "eplus", "events": 10, "chunk_size": 4, "seed": 1, "energy": "uniform:1,100",
-            "energy_file_sha256": "", "signal_fraction": 0.0, "batch_size": 2, "layout": "shards",
+    base = {"kind": "calo", "particle": "eplus", "events": 10, "chunk_size": 4, "seed": 1,
+            "condition": "uniform:1,100", "condition_sha256": "", "batch_size": 2, "layout": "shards",
             "dtype": "float32", "compression": "gzip", "generator_sha256": "x", "device_type": "cpu", "amp": False,
             "compile": False}
     base.update(kw)
@@ -66,18 +66,20 @@ def test_plan_chunks_and_round_robin() -> None:
         plan(layout="tape")
 
 
-def test_chunk_streams_depend_on_seed_and_chunk_only() -> None:
-    a_np, a_t = chunk_streams(3, 7)
-    b_np, b_t = chunk_streams(3, 7)
+def test_streams_depend_on_seed_purpose_and_index_only() -> None:
+    """The one seeding rule: SeedSequence([seed, purpose, index...])."""
     import torch
 
-    assert np.array_equal(a_np.random(5), b_np.random(5))
-    assert torch.equal(torch.randn(4, generator=a_t), torch.randn(4, generator=b_t))
-    c_np, _ = chunk_streams(3, 8)
-    d_np, _ = chunk_streams(4, 7)
-    x = chunk_streams(3, 7)[0].random(5)
-    assert not np.array_equal(x, c_np.random(5)) and not np.array_equal(x, d_np.random(5))
+    from gansim.seeding import Purpose, numpy_rng, torch_generator
 
+    a, b = numpy_rng(3, Purpose.CONDITION, 7), numpy_rng(3, Purpose.CONDITION, 7)
+    assert np.array_equal(a.random(5), b.random(5))
+    ta, tb = torch_generator(3, Purpose.GENERATE, 7), torch_generator(3, Purpose.GENERATE, 7)
+    assert torch.equal(torch.randn(4, generator=ta), torch.randn(4, generator=tb))
+    x = numpy_rng(3, Purpose.CONDITION, 7).random(5)
+    for other in (numpy_rng(3, Purpose.CONDITION, 8), numpy_rng(4, Purpose.CONDITION, 7),
+                  numpy_rng(3, Purpose.SPLIT, 7)):
+        assert not np.array_equal(x, other.random(5))
 
 def test_energy_specs(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gansim.produce.run import ProduceOptions, produce
+from gansim.produce.run import make_run, produce
 from tests.produce_helpers import chunk_sums, make_generator, mpi_cmd, mpi_env, mpiexec, read_all
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")]
@@ -20,7 +20,7 @@ def args(gen: Path, out: Path, events: int, chunk: int) -> list[str]:
 
 
 def reference(gen: Path, out: Path, events: int, chunk: int) -> Path:
-    produce(ProduceOptions(generator=gen, out=out, events=events, chunk_size=chunk, batch_size=256, seed=11,
+    produce(make_run(gen, out, events=events, chunk_size=chunk, batch_size=256, seed=11,
                            progress=False))
     return out
 

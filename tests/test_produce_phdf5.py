@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gansim.produce.run import ProduceOptions, produce
+from gansim.produce.run import make_run, produce
 from gansim.produce.verify import deep_verify
 from tests.produce_helpers import make_generator, mpi_cmd, mpi_env, mpiexec, read_all
 
@@ -28,7 +28,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.
     tmp = tmp_path_factory.mktemp("phdf5")
     gen = make_generator(tmp / "g.pt")
     ref = tmp / "shards"
-    produce(ProduceOptions(generator=gen, out=ref, events=3100, chunk_size=500, batch_size=256, seed=3,
+    produce(make_run(gen, ref, events=3100, chunk_size=500, batch_size=256, seed=3,
                            progress=False, compression="none"))
     return gen, read_all(ref / "dataset.h5")
 

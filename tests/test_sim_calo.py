@@ -181,7 +181,10 @@ def test_pion_first_interaction_exponential_and_punch_through(scan):
     # observable: a pion that passes through leaves only a MIP track, most of its energy leaks out the back
     r = scan["piplus", 20.0]
     low = em_scale_gev(r) < 0.1 * 20.0
-    assert low.mean() == pytest.approx(expected, abs=0.05)
+    # below 10 % of E: every pass-through, plus pions interacting in the last ~10 cm (their shower leaks out)
+    sigma = np.sqrt(expected * (1 - expected) / len(low))
+    late = np.exp(-(DEPTH - 100.0) / LAMBDA_I)
+    assert expected - 3 * sigma < low.mean() < late + 3 * sigma
     through = r["start_mm"] > DEPTH
     assert (em_scale_gev(r)[through] < 0.05 * 20.0).all()
 
@@ -236,9 +239,18 @@ def test_bad_inputs_raise_named_errors(kwargs, match):
 
 
 def test_cost_grows_with_energy():
-    # spot counts are Poisson(E / a^2): the per-event work is linear in E like a real simulation
-    q = DEFAULT_PARAMS.spot_quantum_gev
-    assert 1.0 / q == pytest.approx(85.7, rel=0.02)  # spots per GeV
+    """The work per event (energy spots deposited) is linear in E, like a real simulation's: Poisson(E / q)."""
+    from gansim.sim.calo import _em_spots
+
+    rng = np.random.default_rng(0)
+    counts = {}
+    for e in (10.0, 100.0):
+        n = 200
+        spots, _ = _em_spots(rng, np.full(n, e), np.zeros(n), np.zeros(n), np.zeros(n), DEFAULT_PARAMS)
+        counts[e] = len(spots[0]) / n
+    q = DEFAULT_PARAMS.spot_mean_gev
+    assert counts[10.0] == pytest.approx(10.0 / q, rel=0.03)
+    assert counts[100.0] / counts[10.0] == pytest.approx(10.0, rel=0.03)
 
 
 # --- files and CLI -----------------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gansim import losses
 from gansim.config import Config, load_config
 from gansim.data.schema import write_calo
 from gansim.errors import GansimError
-from gansim.train import steps
 from gansim.train.checkpoint import (
     STATE_FILE,
     latest_checkpoint,
@@ -20,8 +20,9 @@ from gansim.train.checkpoint import (
     save_state,
 )
 from gansim.train.export import export_checkpoint
-from gansim.train.loop import build_state, train_local
-from gansim.train.steps import unwrap
+from gansim.train.loop import train_local
+from gansim.train.loss import unwrap
+from gansim.train.trainer import Trainer
 
 from .conftest import make_calo_arrays, run_cli
 
@@ -60,11 +61,13 @@ def test_checkpoint_content_round_trip(data_file: Path, tmp_path: Path) -> None:
                                      "samples_per_s"}
     assert (ckpts[0] / "config.yaml").is_file()
     # Rebuilding from the state gives exactly the saved weights (incl. the EMA copy, which differs from G).
-    st = build_state(cfg, torch.device("cpu"), state)
+    st = Trainer(cfg, torch.device("cpu"))
+    st.load(state)
     assert torch.equal(params(st.G), torch.cat([v.flatten() for k, v in state["G"].items()
                                                  if k in dict(unwrap(st.G).named_parameters())]))
     assert not torch.equal(params(st.G), params(st.g_ema))
     assert st.opt_d.state_dict()["state"][0]["step"] == state["opt_d"]["state"][0]["step"]
+    assert st.condition_range == state["condition_range"] and len(st.condition_range) == 2
     assert (tmp_path / "workers" / "rank0.pid").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -103,14 +106,14 @@ def test_resume_refuses_other_model(data_file: Path, tmp_path: Path) -> None:
 
 def test_nonfinite_steps_skipped_and_counted(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    real = steps.losses.d_loss
+    real = losses.d_loss
 
     def flaky(name: str, r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
         out = real(name, r, f)
         return out * float("nan") if calls["n"] in (2, 3) else out  # two bad D steps in a row
 
-    monkeypatch.setattr(steps.losses, "d_loss", flaky)
+    monkeypatch.setattr(losses, "d_loss", flaky)
     res = train_local(tiny_cfg(data_file, tmp_path, "train.epochs=1"), tmp_path)
     assert not res["diverged"] and res["nonfinite_steps"] == 2
     state = load_state(latest_checkpoint(tmp_path) / STATE_FILE)
@@ -123,8 +126,8 @@ def test_diverging_run_stops_without_nan_checkpoint(data_file: Path, tmp_path: P
     cfg = tiny_cfg(data_file, tmp_path, "train.epochs=3", "train.max_nonfinite=4")
     train_local(tiny_cfg(data_file, tmp_path, "train.epochs=1"), tmp_path)  # one good checkpoint first
     before = load_state(latest_checkpoint(tmp_path) / STATE_FILE)
-    monkeypatch.setattr(steps.losses, "g_loss", lambda name, f: f.mean() * float("inf"))
-    monkeypatch.setattr(steps.losses, "d_loss", lambda name, r, f: (r.mean() + f.mean()) * float("nan"))
+    monkeypatch.setattr(losses, "g_loss", lambda name, f: f.mean() * float("inf"))
+    monkeypatch.setattr(losses, "d_loss", lambda name, r, f: (r.mean() + f.mean()) * float("nan"))
     res = train_local(cfg, tmp_path)
     assert res["diverged"] and res["reports"][-1]["diverged"] == 1.0
     assert res["step"] == before["step"] + 2  # each step skips 2 updates (D and G): 4 in a row after 2 steps
@@ -147,7 +150,7 @@ def test_export_from_run_dir(data_file: Path, tmp_path: Path) -> None:
     state = load_state(resolve_checkpoint(tmp_path))
     path, extra = export_checkpoint(tmp_path, tmp_path / "g.pt")
     art = load_generator(path)
-    assert extra["ema"] and extra["epoch"] == 1 and art.kind == "calo" and art.latent_dim == 16
+    assert extra["ema"] and extra["epoch"] == 1 and art.kind.name == "calo" and art.latent_dim == 16
     for k, v in art.module.state_dict().items():
         assert torch.equal(v, state["G_ema"][k])
     _, raw = export_checkpoint(latest_checkpoint(tmp_path) / STATE_FILE, tmp_path / "raw.pt", use_ema=False)
@@ -192,7 +195,7 @@ def test_lagan_wgan_gp_trains_and_exports(tmp_path: Path) -> None:
     assert state["opt_d"]["state"][0]["step"] == 4 and state["opt_g"]["state"][0]["step"] == 2  # n_critic=2
     path, _ = export_checkpoint(tmp_path, tmp_path / "g.pt")
     art = load_generator(path)
-    assert art.kind == "jets" and art.generate(np.array([0.0, 1.0]), seed=0)["image"].shape == (2, 25, 25)
+    assert art.kind.name == "jets" and art.generate(np.array([0.0, 1.0]), seed=0)["image"].shape == (2, 25, 25)
 
 
 @pytest.mark.gpu

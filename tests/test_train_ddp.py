@@ -1,4 +1,4 @@
-"""GAN-under-DDP traps: 2 gloo ranks (torch.multiprocessing) running gansim.train.steps vs one-process references."""
+"""GAN-under-DDP traps: 2 gloo ranks (torch.multiprocessing) running gansim.train.Trainer vs one-process references."""
 
 from __future__ import annotations
 
@@ -11,20 +11,23 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gansim import losses
 from gansim.config import Config, load_config
-from gansim.train import steps
+from gansim.kinds.calo import CALO
 from gansim.train.guards import sync_buffers
-from gansim.train.loop import build_state
-from gansim.train.steps import d_step, g_step, iteration, latent, unwrap
+from gansim.train.loss import unwrap
+from gansim.train.trainer import Trainer, train_latents
 
 from .conftest import make_calo_arrays
+
+CPU = torch.device("cpu")
 
 B = 8  # per-rank batch; the global batch is 2B
 
 
 def small_cfg(*overrides: str) -> Config:
     base = ["model.latent_dim=8", "model.gen_channels=3", "model.disc_channels=3", "model.minibatch_kernels=0",
-            "model.batchnorm=false", "train.lr_g=1e-3", "train.lr_d=1e-3", "train.ema_decay=0.9", "run.seed=7"]
+            "model.batchnorm=off", "train.lr_g=1e-3", "train.lr_d=1e-3", "train.ema_decay=0.9", "run.seed=7"]
     return load_config(None, base + list(overrides))
 
 
@@ -85,10 +88,10 @@ def _worker(rank: int, world: int, port: int, jobs: list[tuple[str, str, dict]],
 JOBS: dict[str, tuple[str, tuple[str, ...]]] = {
     "equal": ("iteration", ("train.n_critic=2",)),
     "gp": ("d_grads", ("loss.name=wgan-gp", "model.minibatch_kernels=3", "model.minibatch_dim=2")),
-    "bn": ("d_grads", ("loss.name=non-saturating", "model.batchnorm=true", "model.minibatch_kernels=3")),
-    "g": ("g_grads", ("model.batchnorm=true", "model.minibatch_kernels=3")),
+    "bn": ("d_grads", ("loss.name=non-saturating", "model.batchnorm=on", "model.minibatch_kernels=3")),
+    "g": ("g_grads", ("model.batchnorm=on", "model.minibatch_kernels=3")),
     "nan": ("nan_rank1", ()),
-    "buffers": ("buffers", ("model.batchnorm=true",)),
+    "buffers": ("buffers", ("model.batchnorm=on",)),
 }
 
 
@@ -117,47 +120,45 @@ def task_iteration(cfg: Config, rank: int, world: int) -> dict[str, Any]:
     import gansim.models.registry as registry
 
     build = registry.build_generator
-    registry.build_generator = lambda c: strip_batchnorm(build(c))  # type: ignore[assignment]
+    registry.build_generator = lambda c, s=None: strip_batchnorm(build(c, s))  # type: ignore[assignment]
     try:
-        st = build_state(cfg, torch.device("cpu"))
+        tr = Trainer(cfg, CPU, rank, world)
     finally:
         registry.build_generator = build  # type: ignore[assignment]
     gb = global_batches(2 * cfg.train.n_critic)
     for it in range(2):
         chunk = gb[it * cfg.train.n_critic:(it + 1) * cfg.train.n_critic]
-        iteration(st, [shard(b, rank, world) for b in chunk], cfg, "calo", rank, world, torch.device("cpu"))
-    return {"G": flat_params(st.G), "D": flat_params(st.D), "ema": flat_params(st.g_ema), "step": st.step}
+        tr.train_step([shard(b, rank, world) for b in chunk])
+    return {"G": flat_params(tr.G), "D": flat_params(tr.D), "ema": flat_params(tr.g_ema), "step": tr.step}
 
 
 def _grads(cfg: Config, rank: int, world: int, which: str, nan_on_rank: int = -1) -> dict[str, Any]:
     """Gradients of one D step or one G step from the initial state, recorded instead of applied."""
-    st = build_state(cfg, torch.device("cpu"))
-    rec_d, rec_g = Recorder(st.D.parameters()), Recorder(st.G.parameters())
-    st.opt_d, st.opt_g = rec_d, rec_g  # type: ignore[assignment]
-    g_before = flat_params(st.G).clone()
-    x, cond = steps.to_model(shard(global_batches(1)[0], rank, world), "calo", torch.device("cpu"))
-    z = latent(cfg.run.seed, 0, 0, cond.shape[0], cfg.model.latent_dim, rank, world, torch.device("cpu"))
-    gp_gen = torch.Generator().manual_seed(100 + rank)
-    original = steps.losses.d_loss
+    tr = Trainer(cfg, CPU, rank, world)
+    rec_d, rec_g = Recorder(tr.D.parameters()), Recorder(tr.G.parameters())
+    tr.opt_d, tr.opt_g = rec_d, rec_g  # type: ignore[assignment]
+    g_before = flat_params(tr.G).clone()
+    x, cond = CALO.to_model(shard(global_batches(1)[0], rank, world), CPU)
+    original = losses.d_loss
     if nan_on_rank == rank:  # a NaN that still has a graph, as a real overflow would
-        steps.losses.d_loss = lambda n, r, f: (r.mean() + f.mean()) * float("nan")  # type: ignore[assignment]
+        losses.d_loss = lambda n, r, f: (r.mean() + f.mean()) * float("nan")  # type: ignore[assignment]
     if which == "d":
         try:
-            res = d_step(st, x, cond, z, cfg, "calo", gp_gen, torch.device("cpu"))
+            res = tr.phase("D", cond, x, 0)
         finally:
-            steps.losses.d_loss = original
-        g_grads = [p.grad for p in unwrap(st.G).parameters()]
+            losses.d_loss = original
+        g_grads = [p.grad for p in unwrap(tr.G).parameters()]
         out = {"grads": rec_d.grads, "skipped": res is None, "g_grad_none": all(g is None for g in g_grads),
-               "g_unchanged": bool(torch.equal(flat_params(st.G), g_before))}
+               "g_unchanged": bool(torch.equal(flat_params(tr.G), g_before))}
     else:
-        d_before = flat_params(st.D).clone()
-        res = g_step(st, cond, z, cfg, "calo", torch.device("cpu"))
+        d_before = flat_params(tr.D).clone()
+        res = tr.phase("G", cond, None, 1)
         out = {"grads": rec_g.grads, "skipped": res is None,
-               "d_grad_none": all(p.grad is None for p in unwrap(st.D).parameters()),
-               "d_unchanged": bool(torch.equal(flat_params(st.D), d_before)), "d_steps": len(rec_d.grads),
-               "d_requires_grad": all(p.requires_grad for p in unwrap(st.D).parameters())}
-    sync_buffers(unwrap(st.D))
-    out["d_buffers"] = [b.clone() for b in unwrap(st.D).buffers()]
+               "d_grad_none": all(p.grad is None for p in unwrap(tr.D).parameters()),
+               "d_unchanged": bool(torch.equal(flat_params(tr.D), d_before)), "d_steps": len(rec_d.grads),
+               "d_requires_grad": all(p.requires_grad for p in unwrap(tr.D).parameters())}
+    sync_buffers(unwrap(tr.D))
+    out["d_buffers"] = [b.clone() for b in unwrap(tr.D).buffers()]
     return out
 
 
@@ -175,14 +176,14 @@ def task_nan_rank1(cfg: Config, rank: int, world: int) -> dict[str, Any]:
 
 def task_buffers(cfg: Config, rank: int, world: int) -> dict[str, Any]:
     """BatchNorm on: after a step each rank's running stats differ; after sync_buffers they are equal."""
-    st = build_state(cfg, torch.device("cpu"))
+    tr = Trainer(cfg, CPU, rank, world)
     gb = global_batches(1)
-    iteration(st, [shard(gb[0], rank, world)], cfg, "calo", rank, world, torch.device("cpu"))
-    mine = torch.cat([b.float().flatten() for b in unwrap(st.D).buffers()])
+    tr.train_step([shard(gb[0], rank, world)])
+    mine = torch.cat([b.float().flatten() for b in unwrap(tr.D).buffers()])
     gathered = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(gathered, mine)
-    sync_buffers(unwrap(st.D))
-    synced = torch.cat([b.float().flatten() for b in unwrap(st.D).buffers()])
+    sync_buffers(unwrap(tr.D))
+    synced = torch.cat([b.float().flatten() for b in unwrap(tr.D).buffers()])
     after = [torch.zeros_like(synced) for _ in range(world)]
     dist.all_gather(after, synced)
     return {"before": gathered, "after": after, "mean": torch.stack(gathered).mean(0)}
@@ -212,7 +213,7 @@ def test_two_workers_equal_one_worker_on_global_batch(two_ranks: dict[str, Any])
     cfg = small_cfg(*JOBS["equal"][1])
     two = two_ranks["equal"]
     one = task_iteration(cfg, 0, 1)
-    init = build_state(cfg, torch.device("cpu"))
+    init = Trainer(cfg, CPU)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in init.G.modules())  # stripped in the tasks only
     strip_batchnorm(init.G)
     assert two["step"] == one["step"] == 2
@@ -257,11 +258,11 @@ def test_batchnorm_buffers_synced_across_ranks(two_ranks: dict[str, Any]) -> Non
 
 
 def test_latents_independent_of_worker_count() -> None:
-    one = latent(5, 3, 1, 6, 4, rank=0, world=1, device=torch.device("cpu"))
-    r0 = latent(5, 3, 1, 3, 4, rank=0, world=2, device=torch.device("cpu"))
-    r1 = latent(5, 3, 1, 3, 4, rank=1, world=2, device=torch.device("cpu"))
+    one = train_latents(5, 3, 1, 6, 4, rank=0, world=1, device=CPU)
+    r0 = train_latents(5, 3, 1, 3, 4, rank=0, world=2, device=CPU)
+    r1 = train_latents(5, 3, 1, 3, 4, rank=1, world=2, device=CPU)
     torch.testing.assert_close(one[0::2], r0)
     torch.testing.assert_close(one[1::2], r1)
-    other_step = latent(5, 4, 1, 6, 4, rank=0, world=1, device=torch.device("cpu"))
+    other_step = train_latents(5, 4, 1, 6, 4, rank=0, world=1, device=CPU)
     assert not torch.allclose(one, other_step)
-    assert abs(float(np.mean(latent(1, 0, 0, 256, 64, 0, 1, torch.device("cpu")).numpy()))) < 0.02
+    assert abs(float(np.mean(train_latents(1, 0, 0, 256, 64, 0, 1, CPU).numpy()))) < 0.02

@@ -22,14 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    """One small local Ray for the whole module (ray.init costs ~6 s and ~0.9 GiB on 2 cores)."""
-    ray = pytest.importorskip("ray")
-    os.environ.pop("RAY_ADDRESS", None)
-    ray.init(num_cpus=4, object_store_memory=100 * 1024**2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="warning", num_gpus=0)
-    yield ray
-    ray.shutdown()
+def ray_session(ray_local):
+    return ray_local
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +70,19 @@ def test_fit_raises_on_divergence(ray_session, tmp_path: Path) -> None:
     from gansim.train.launch import fit
 
     a = make_calo_arrays(120, seed=3)
-    bad = tmp_path / "nan.h5"
-    with h5py.File(bad, "w") as f:  # NaN incident energies: written raw, past the writer's checks
+    nan = tmp_path / "nan.h5"
+    with h5py.File(nan, "w") as f:  # NaN incident energies: written raw, past the writer's checks
         for k, v in a.items():
             f.create_dataset(k, data=np.full_like(v, np.nan) if k == "energy" else v)
+    # refused before Ray starts: no run that would skip every step
+    with pytest.raises(GansimError, match="training data rejected: .*'energy' contains NaN"):
+        fit(cfg_for(nan, tmp_path / "run", "train.epochs=2"), verbose=False)
+    huge = tmp_path / "huge.h5"
+    with h5py.File(huge, "w") as f:  # valid by the contract, but the energy-scaled latents overflow float32
+        for k, v in a.items():
+            f.create_dataset(k, data=np.full_like(v, 3e38) if k == "energy" else v)
     with pytest.raises(GansimError, match="training diverged: 2 consecutive non-finite steps"):
-        fit(cfg_for(bad, tmp_path / "run", "train.epochs=2", "train.max_nonfinite=2"), verbose=False)
+        fit(cfg_for(huge, tmp_path / "run", "train.epochs=2", "train.max_nonfinite=2"), verbose=False)
     assert not list_checkpoints(tmp_path / "run")
 
 
