@@ -73,6 +73,10 @@ install_packages() {
   { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } || rc=$?
   [ "$made_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
   [ "$rc" -eq 0 ] || die "apt-get install ${missing[*]} failed (exit $rc)"
+  # Under systemd the packages enable their services for the next boot; this cluster is started by hand.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl disable slurmctld slurmd >/dev/null 2>&1 || true
+  fi
 }
 
 start_munge() {

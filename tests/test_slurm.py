@@ -147,7 +147,8 @@ def test_slurm_local_usage() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root and runuser")
 def test_slurm_local_refuses_non_root() -> None:
+    text = (ROOT / "cluster/slurm_local.sh").read_text()  # on stdin: nobody may not read the checkout
     for cmd in ("up", "down"):
-        r = subprocess.run(["runuser", "-u", "nobody", "--", "bash", str(ROOT / "cluster/slurm_local.sh"), cmd],
+        r = subprocess.run(["runuser", "-u", "nobody", "--", "bash", "-s", "--", cmd], input=text,
                            capture_output=True, text=True, cwd="/")
         assert r.returncode == 1 and "must run as root" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -41,7 +41,8 @@ def cluster_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return f"sinfo did not answer within 30 s; {UP_HINT}"
     if r.returncode != 0:
-        return f"no SLURM controller answers ({r.stderr.strip() or 'sinfo failed'}); {UP_HINT}"
+        last = (r.stderr.strip().splitlines() or ["sinfo failed"])[-1]
+        return f"no SLURM controller answers ({last}); {UP_HINT}"
     nodes = {line.split()[0] for line in r.stdout.splitlines()
              if len(line.split()) == 2 and line.split()[1].rstrip("*~#!%$@^-") in USABLE}
     if len(nodes) < 2:
