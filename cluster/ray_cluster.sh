@@ -19,7 +19,8 @@
 #   GANSIM_RAY_AUTH        token (default: a random per-job token in a 0600 file, RAY_AUTH_MODE=token for every
 #                          node and the driver) or disabled (trusted private network only)
 #   RAY_PORT               GCS port of the head (default 6379; give concurrent jobs on one node different ports)
-#   RAY_HEAD_IP            head address (default: `hostname --ip-address` on the first node)
+#   RAY_HEAD_IP            head address (default: `hostname --ip-address`, else the first of `hostname -I`, on
+#                          the first node)
 #   GANSIM_RAY_TMP         node-local Ray temp dir prefix; node i uses <prefix>-i (default
 #                          /tmp/ray-gansim-$SLURM_JOB_ID; keep it short: Ray's socket paths must fit in 107 bytes)
 #   GANSIM_RAY_START_ARGS  extra `ray start` arguments for every node, e.g. "--object-store-memory=20000000000"
@@ -54,7 +55,8 @@ gansim_ray_start() {
   tmp=${GANSIM_RAY_TMP:-/tmp/ray-gansim-$SLURM_JOB_ID}
   (umask 077 && mkdir -p "$state") || { echo "$me: cannot create $state" >&2; return 2; }
   chmod 700 "$state"
-  head_ip=${RAY_HEAD_IP:-$(srun --nodes=1 --ntasks=1 --nodelist="$head" --overlap hostname --ip-address | awk '{print $1}')}
+  head_ip=${RAY_HEAD_IP:-$(srun --nodes=1 --ntasks=1 --nodelist="$head" --overlap \
+    bash -c 'hostname --ip-address 2>/dev/null || hostname -I' | awk '{print $1}')}
   [ -n "$head_ip" ] || { echo "$me: could not find the address of $head (set RAY_HEAD_IP)" >&2; return 2; }
 
   if [ "${GANSIM_RAY_AUTH:-token}" = token ]; then
