@@ -1,6 +1,8 @@
 # gansim set-up and entry points. Two commands do everything on a fresh machine:
 #   make demo   - create .venv and run simulate -> train -> evaluate -> produce on the built-in simulator
 #   make test   - create .venv and run the test suite
+# Real SLURM (2 nodes on this machine, root, Debian-like):
+#   make slurm-up; make test-slurm; make slurm-down      (CI: .ci/run does exactly this)
 # GPU clusters: pick a CUDA torch build with TORCH_INDEX_URL (and optionally TORCH_SPEC), e.g.
 #   make venv TORCH_INDEX_URL=<your CUDA wheel index, e.g. PyTorch's cu128 index>
 SHELL := /bin/bash
@@ -15,7 +17,7 @@ DEMO_DIR ?= runs/demo
 DEMO_JETS ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all test-phdf5 lint bench clean
+.PHONY: venv demo test test-all test-phdf5 test-slurm slurm-up slurm-down lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +32,24 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_JETS=$(DEMO_JETS) bash scripts/demo.sh $(DEMO_DIR)
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not phdf5 and not gpu" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not phdf5 and not gpu and not slurm" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not phdf5 and not gpu" $(PYTEST_ARGS)
+
+# Real SLURM jobs (sbatch slurm/train.sh, tune.sh, produce.sh; salloc + cluster/ray_cluster.sh) on the cluster that
+# `make slurm-up` starts (or any SLURM whose default partition has two nodes). GANSIM_REQUIRE_SLURM=1: a missing
+# cluster fails the run instead of skipping (test-all skips these tests when no SLURM answers).
+test-slurm: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" GANSIM_REQUIRE_SLURM=1 $(BIN)/python -m pytest -m slurm tests/test_slurm_real.py \
+	  $(PYTEST_ARGS)
+
+# The local 2-node SLURM cluster (root; installs slurm-wlm, munge, libpmix-dev with apt-get on first use).
+slurm-up:
+	bash cluster/slurm_local.sh up
+
+slurm-down:
+	bash cluster/slurm_local.sh down
 
 # Parallel HDF5 (--layout single): needs .venv-phdf5 from `bash cluster/setup_phdf5.sh` (system Open MPI + HDF5).
 test-phdf5:
