@@ -121,6 +121,9 @@ class TrainConfig:
     beta1: float = _f(0.5, lo=0.0, hi=0.9999, help="Adam beta1")
     beta2: float = _f(0.999, lo=0.0, hi=0.99999, help="Adam beta2")
     n_critic: int = _f(1, lo=1, hi=100, help="discriminator steps per generator step")
+    lr_schedule: Literal["constant", "linear", "cosine"] = _f(
+        "constant", help="learning-rate schedule over all planned steps (epochs x steps per epoch), to lr x lr_final")
+    lr_final: float = _f(0.0, lo=0.0, hi=1.0, help="final learning rate as a fraction of lr_g / lr_d (schedules)")
     ema_decay: float = _f(0.0, lo=0.0, hi=0.99999, help="EMA decay of G weights for eval/export (0 = off)")
     workers: int = _f(1, lo=1, hi=100_000, help="Ray Train workers (DDP ranks)")
     gpus_per_worker: float = _f(0.0, lo=0.0, hi=64.0, help="GPUs per worker (0 = CPU, gloo)")

@@ -166,11 +166,11 @@ def test_registry_kind_and_describe():
 
 
 def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
-    """calo-mlp: non-negative cells, exact zeros below the data's zero-suppression threshold, response near 1
-    from the start (initialised from data statistics), and gradients into every parameter."""
+    """calo-mlp: non-negative cells, exact zeros below the data's zero-suppression threshold, the response
+    the event level chose (initialised from data statistics), and gradients into every parameter."""
     import numpy as np
 
-    from gansim.models.calo_mlp import N_FEATURES, fit_statistics
+    from gansim.models.calo_mlp import N_BINS, N_FEATURES, fit_statistics
     from gansim.models.registry import data_statistics, latent_size
     from tests.conftest import make_calo_arrays
 
@@ -180,7 +180,7 @@ def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
     cfg = tiny("calo-mlp", "wgan-gp", gen_channels=32, disc_channels=32, gen_layers=2, disc_layers=2)
     stats = data_statistics(cfg, a)
     assert stats is not None and set(stats) == set(fit_statistics(a))
-    assert stats["feature_mean"].shape == (N_FEATURES,)
+    assert stats["feature_mean"].shape == (N_BINS, N_FEATURES) and stats["event_mean"].shape == (N_BINS, 4)
     assert abs(float(stats["threshold"].min()) - 2e-3) < 1e-3  # smallest non-zero cell, in GeV
     g, d = build_generator(cfg, stats), build_discriminator(cfg, stats)
     torch.manual_seed(0)
@@ -189,8 +189,14 @@ def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == SHAPES
     cells = torch.cat([v.flatten(1) for v in out.values()], 1)
     assert (cells >= 0).all() and ((cells == 0) | (cells > 0.999 * 2e-3)).all()
-    response = cells.sum(1) / energy
-    assert ((response > 0.5) & (response < 1.5)).all()
+    # the survivors of zero suppression keep the layer energies the event level chose: the response is exact
+    from gansim.models.calo_mlp import N_EVENT
+
+    z = torch.randn(3, latent_size(cfg))
+    z[:, :N_EVENT] = 0.0  # event noise at zero: the energy-binned mean response of the data
+    mean_resp = torch.exp(g.event_mean(energy)[:, 0])
+    got = torch.cat([v.flatten(1) for v in g(z, energy).values()], 1).sum(1) / energy
+    torch.testing.assert_close(got, mean_resp, rtol=2e-2, atol=0)
     score, total = d(out, energy)
     assert score.shape == (3,) and torch.allclose(total, cells.sum(1), rtol=1e-3)
     score.sum().backward()

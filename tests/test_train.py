@@ -217,3 +217,17 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no checkpoint" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--config", str(ROOT / "configs/debug.yaml"), "--set", "train.lr_g=-1")
     assert r.returncode == 2 and "train.lr_g" in r.stderr
+
+
+@pytest.mark.parametrize(("schedule", "at_half"), [("constant", 1.0), ("linear", 0.55), ("cosine", 0.55)])
+def test_lr_schedule_is_a_function_of_the_step(schedule: str, at_half: float) -> None:
+    cfg = load_config(ROOT / "configs/debug.yaml", [f"train.lr_schedule={schedule}", "train.lr_final=0.1"])
+    tr = Trainer(cfg, torch.device("cpu"))
+    tr.step = 50
+    tr.set_learning_rates(100)
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g * at_half)
+    assert tr.opt_d.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_d * at_half)
+    tr.step = 100
+    tr.set_learning_rates(100)
+    want = 1.0 if schedule == "constant" else 0.1
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g * want)

@@ -1,20 +1,24 @@
 """calo-mlp: a conditional MLP GAN for CaloGAN showers that builds each shower the way the physics does.
 
-Generator: z (global latent) and the incident energy E (GeV) feed an MLP whose heads give
-  * the response E_tot/E_inc and the three layer shares (softmax): layer energies are explicit outputs;
-  * per-layer cell logits plus per-cell noise: cell energies = layer energy x softmax(logits + s * eps), where
-    eps ~ N(0, 1) per cell is part of the latent vector and the scales s are learnt per cell and event. The
-    noise gives every cell its own fluctuation, as the sampling fluctuations of a real shower do; a plain
-    latent of a few dozen dimensions cannot (the classifier sees it at once);
-  * zero suppression: cells below the readout threshold (the smallest non-zero cell of the training data,
-    per layer) read exactly 0, like the reference; a straight-through estimator keeps the gradient.
-Output biases start at the training data's mean layer shares and mean cell profile, so training starts
-from the average shower rather than from noise.
+Preprocessing fitted on the training set (`fit_statistics`, stored as buffers, so it travels with every
+checkpoint and artefact) is energy dependent: in bins of log E_inc it holds the mean and spread of the
+event-level variables u = (log E_tot/E_inc, log E_k/E_tot), the mean cell profile of every layer, the mean and
+spread of the critic's shower features, and the readout threshold (the smallest non-zero cell of each layer).
 
-Critic: an MLP on a fixed embedding of the shower - log(1 + e/threshold) per cell, the conditioning, and
-standardised high-level features (layer energies, lateral centres and widths, lit-cell fractions, E_ratio,
-response, shower depth) computed differentiably from the cells. It is penalised in this embedding
-(GanLoss uses `embed`).
+Generator, from z = (global latent, per-cell noise) and E_inc:
+  * event level: u = mu(E) + sigma(E) * (z_0..3 + head(h)): with the head at zero the response and the layer
+    shares already have the data's mean and spread at every energy; the network learns their shape and
+    correlations;
+  * cells: softmax per layer of (log mean profile(E) + head(h) + s(h) * eps), eps ~ N(0, 1) per cell from the
+    latent vector, times the layer energy. The per-cell noise gives every cell its own fluctuation, as sampling
+    fluctuations do; a few dozen latent values cannot;
+  * zero suppression: cells below the readout threshold read exactly 0 (straight-through gradient), and the
+    surviving cells are rescaled so each layer keeps the energy the event level chose.
+
+Critic: an MLP on a fixed embedding: log(1 + e/threshold) per cell, the conditioning, and the shower features
+(layer energies, lateral centres and widths, lit-cell fractions, E_ratio, response, depth) computed
+differentiably and standardised by their mean and spread at the event's energy, so a wrong energy dependence
+is as visible as a wrong shape. It is penalised in this embedding (GanLoss uses `embed`).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES, N_CELLS
 
 _SIZES = [int(np.prod(LAYER_SHAPES[k])) for k in CALO_LAYERS]
 _OFF = np.concatenate([[0], np.cumsum(_SIZES)]).tolist()
-N_FEATURES = 7 * len(CALO_LAYERS) + 2
+N_LAYERS = len(CALO_LAYERS)
+N_EVENT = 1 + N_LAYERS  # log response, log layer shares
+N_FEATURES = 7 * N_LAYERS + 2
 N_COND = 3
+N_BINS = 10  # log-energy bins of the fitted statistics
 TAU = 0.3  # softness (in log cell energy) of the threshold's surrogate gradient
 MEV = 1e-3  # file units (MeV) -> model units (GeV)
 
@@ -65,12 +72,23 @@ def flat_cells(x: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([x[k].flatten(1) for k in CALO_LAYERS], 1)
 
 
+def layer_energies(cells: torch.Tensor) -> torch.Tensor:
+    return torch.stack([cells[:, _OFF[i]:_OFF[i + 1]].sum(1) for i in range(N_LAYERS)], 1)
+
+
+def event_variables(cells: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+    """(B, 4): log(E_tot / E_inc) and log(E_k / E_tot + 1e-5) of flat cells (GeV)."""
+    el = layer_energies(cells)
+    total = el.sum(1).clamp_min(1e-9)
+    return torch.cat([torch.log(total / energy).unsqueeze(1), torch.log(el / total[:, None] + 1e-5)], 1)
+
+
 def shower_features(cells: torch.Tensor, energy: torch.Tensor, threshold: torch.Tensor, y: torch.Tensor,
                     x: torch.Tensor) -> torch.Tensor:
     """Differentiable high-level features (B, N_FEATURES) of flat cells (B, 504) in GeV."""
     lit = threshold_mask(cells, 0.5 * threshold)
     out, layer_e = [], []
-    for i in range(len(CALO_LAYERS)):
+    for i in range(N_LAYERS):
         sl = slice(_OFF[i], _OFF[i + 1])
         c = cells[:, sl]
         e = c.sum(1)
@@ -87,26 +105,67 @@ def shower_features(cells: torch.Tensor, energy: torch.Tensor, threshold: torch.
     return torch.stack(out, 1)
 
 
+class EnergyTable(nn.Module):
+    """Per-log-energy-bin rows (N_BINS, D), linearly interpolated in log E between bin centres (clamped)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, math.log(100.0), N_BINS))
+        self.register_buffer("rows", torch.zeros(N_BINS, dim))
+
+    def forward(self, energy: torch.Tensor) -> torch.Tensor:
+        c = self.centres
+        le = torch.log(energy.clamp_min(1e-6)).clamp(c[0], c[-1])
+        pos = (le - c[0]) / (c[1] - c[0]).clamp_min(1e-9)
+        i0 = pos.floor().long().clamp(0, N_BINS - 2)
+        w = (pos - i0).unsqueeze(1)
+        return self.rows[i0] * (1 - w) + self.rows[i0 + 1] * w
+
+
+def _binned(values: torch.Tensor, energy: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of values (N, D) per log-energy bin around the centres (empty bins borrow)."""
+    le = torch.log(energy)
+    edges = (centres[1:] + centres[:-1]) / 2
+    idx = torch.bucketize(le, edges)
+    mu = torch.zeros(N_BINS, values.shape[1])
+    sd = torch.ones(N_BINS, values.shape[1])
+    for b in range(N_BINS):
+        sel = idx == b
+        if int(sel.sum()) >= 2:
+            mu[b], sd[b] = values[sel].mean(0), values[sel].std(0)
+        elif b > 0:
+            mu[b], sd[b] = mu[b - 1], sd[b - 1]
+    return mu, sd
+
+
 def fit_statistics(arrays: dict[str, np.ndarray], max_events: int = 50_000) -> dict[str, Any]:
-    """Data statistics of a training set (model units): thresholds, mean shares and profiles, feature scales."""
+    """Data statistics of a training set (model units) that initialise generator and critic (see module doc)."""
     n = min(len(arrays["energy"]), max_events)
     energy = torch.as_tensor(np.asarray(arrays["energy"][:n], np.float32).reshape(-1))
     cells = torch.cat([torch.as_tensor(np.asarray(arrays[k][:n], np.float32)).flatten(1) for k in CALO_LAYERS], 1)
     cells = cells * MEV
     thr = []
-    for i in range(len(CALO_LAYERS)):
+    for i in range(N_LAYERS):
         c = cells[:, _OFF[i]:_OFF[i + 1]]
         pos = c[c > 0]
         thr.append(float(pos.min()) * 0.999 if pos.numel() else 1e-9)  # zero suppression of the readout
     threshold = torch.cat([torch.full((s,), t) for s, t in zip(_SIZES, thr, strict=True)])
-    layer_e = torch.stack([cells[:, _OFF[i]:_OFF[i + 1]].sum(1) for i in range(len(CALO_LAYERS))], 1)
-    share = (layer_e / layer_e.sum(1, keepdim=True).clamp_min(1e-12)).mean(0)
-    profile = torch.cat([(cells[:, _OFF[i]:_OFF[i + 1]] / layer_e[:, i:i + 1].clamp_min(1e-12)).mean(0)
-                         for i in range(len(CALO_LAYERS))])
+    le = torch.log(energy)
+    centres = torch.linspace(float(le.min()), float(le.max()), N_BINS + 1)
+    centres = (centres[1:] + centres[:-1]) / 2
+    u_mu, u_sd = _binned(event_variables(cells, energy), energy, centres)
+    el = layer_energies(cells)
+    shape = torch.cat([cells[:, _OFF[i]:_OFF[i + 1]] / el[:, i:i + 1].clamp_min(1e-12) for i in range(N_LAYERS)], 1)
+    profile, _ = _binned(shape, energy, centres)
     y, x = _cell_coordinates()
-    f = shower_features(cells, energy, threshold, y, x)
-    return {"threshold": threshold, "share": share.clamp_min(1e-6), "profile": profile.clamp_min(1e-7),
-            "feature_mean": f.mean(0), "feature_std": f.std(0) + 1e-3}
+    f_mu, f_sd = _binned(shower_features(cells, energy, threshold, y, x), energy, centres)
+    return {"threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),
+            "profile": torch.log(profile.clamp_min(1e-7)), "feature_mean": f_mu, "feature_std": f_sd + 1e-3}
+
+
+def _set_table(table: EnergyTable, centres: torch.Tensor, rows: torch.Tensor) -> None:
+    table.centres.copy_(centres)
+    table.rows.copy_(rows)
 
 
 class CaloMLPGenerator(nn.Module):
@@ -115,6 +174,8 @@ class CaloMLPGenerator(nn.Module):
     def __init__(self, *, latent_dim: int, hidden: int = 512, layers: int = 3,
                  stats: dict[str, Any] | None = None) -> None:
         super().__init__()
+        if latent_dim < N_EVENT:
+            raise ValueError(f"calo-mlp needs model.latent_dim >= {N_EVENT} (event-level noise), got {latent_dim}")
         self.latent_dim, self.noise_dim = latent_dim, N_CELLS
         self.body = nn.ModuleList()
         n_in = latent_dim
@@ -122,24 +183,26 @@ class CaloMLPGenerator(nn.Module):
             self.body.append(nn.Linear(n_in + N_COND, hidden))
             n_in = hidden
         self.act = nn.LeakyReLU(0.2)
-        self.energy_head = nn.Linear(hidden + N_COND, 1 + len(CALO_LAYERS))  # log response, share logits
-        self.cell_head = nn.Linear(hidden + N_COND, N_CELLS)  # cell logits
+        self.event_head = nn.Linear(hidden + N_COND, N_EVENT)
+        self.cell_head = nn.Linear(hidden + N_COND, N_CELLS)  # cell logits around the mean profile
         self.noise_head = nn.Linear(hidden + N_COND, N_CELLS)  # log scale of the per-cell logit noise
+        self.event_mean, self.event_std = EnergyTable(N_EVENT), EnergyTable(N_EVENT)
+        self.profile = EnergyTable(N_CELLS)
         self.register_buffer("threshold", torch.full((N_CELLS,), 1e-9))
         if stats is not None:
             self.initialise(stats)
 
     @torch.no_grad()
     def initialise(self, stats: dict[str, Any]) -> None:
-        """Start from the average shower: output biases from the data, small output weights."""
+        """Start from the data's energy-dependent averages: statistics into buffers, heads near zero."""
         self.threshold.copy_(stats["threshold"])
-        for head in (self.energy_head, self.cell_head, self.noise_head):
+        c = stats["centres"]
+        _set_table(self.event_mean, c, stats["event_mean"])
+        _set_table(self.event_std, c, stats["event_std"])
+        _set_table(self.profile, c, stats["profile"])
+        for head in (self.event_head, self.cell_head, self.noise_head):
             head.weight.mul_(0.1)
-        self.energy_head.bias.zero_()
-        self.energy_head.bias[1:] = torch.log(stats["share"])
-        for i in range(len(CALO_LAYERS)):
-            sl = slice(_OFF[i], _OFF[i + 1])
-            self.cell_head.bias[sl] = torch.log(stats["profile"][sl])
+            head.bias.zero_()
         self.noise_head.bias.fill_(-1.0)
 
     @property
@@ -153,13 +216,18 @@ class CaloMLPGenerator(nn.Module):
         for lin in self.body:
             h = self.act(lin(torch.cat([h, c], 1)))
         h = torch.cat([h, c], 1)
-        e_out = self.energy_head(h)
-        layer_e = torch.softmax(e_out[:, 1:], 1) * (torch.exp(0.1 * e_out[:, :1]) * energy[:, None])
-        logits = self.cell_head(h) + torch.exp(self.noise_head(h)) * eps
-        cells = torch.cat([torch.softmax(logits[:, _OFF[i]:_OFF[i + 1]], 1) * layer_e[:, i:i + 1]
-                           for i in range(len(CALO_LAYERS))], 1)
-        cells = cells * threshold_mask(cells, self.threshold)
-        return {k: cells[:, _OFF[i]:_OFF[i + 1]].reshape(-1, *LAYER_SHAPES[k]) for i, k in enumerate(CALO_LAYERS)}
+        u = self.event_mean(energy) + self.event_std(energy) * (z[:, :N_EVENT] + self.event_head(h))
+        layer_e = torch.softmax(u[:, 1:], 1) * (torch.exp(u[:, :1]) * energy[:, None])
+        logits = self.profile(energy) + self.cell_head(h) + torch.exp(self.noise_head(h)) * eps
+        parts = []
+        for i in range(N_LAYERS):
+            sl = slice(_OFF[i], _OFF[i + 1])
+            cells = torch.softmax(logits[:, sl], 1) * layer_e[:, i:i + 1]
+            kept = cells * threshold_mask(cells, self.threshold[sl])
+            # survivors carry the layer energy the event level chose (the readout loses nothing it records)
+            parts.append(kept * (layer_e[:, i:i + 1] / kept.sum(1, keepdim=True).clamp_min(1e-12)))
+        out = torch.cat(parts, 1)
+        return {k: out[:, _OFF[i]:_OFF[i + 1]].reshape(-1, *LAYER_SHAPES[k]) for i, k in enumerate(CALO_LAYERS)}
 
 
 class CaloMLPCritic(nn.Module):
@@ -177,29 +245,30 @@ class CaloMLPCritic(nn.Module):
         self.register_buffer("y", y)
         self.register_buffer("x", x)
         self.register_buffer("threshold", torch.full((N_CELLS,), 1e-9))
-        self.register_buffer("feature_mean", torch.zeros(N_FEATURES))
-        self.register_buffer("feature_std", torch.ones(N_FEATURES))
-        if stats is not None:
-            with torch.no_grad():
+        self.feature_mean, self.feature_std = EnergyTable(N_FEATURES), EnergyTable(N_FEATURES)
+        with torch.no_grad():
+            self.feature_std.rows.fill_(1.0)
+            if stats is not None:
                 self.threshold.copy_(stats["threshold"])
-                self.feature_mean.copy_(stats["feature_mean"])
-                self.feature_std.copy_(stats["feature_std"])
+                _set_table(self.feature_mean, stats["centres"], stats["feature_mean"])
+                _set_table(self.feature_std, stats["centres"], stats["feature_std"])
 
     def embed(self, x: dict[str, torch.Tensor], energy: torch.Tensor) -> torch.Tensor:
-        """The critic's input: per-cell log energies, conditioning, standardised shower features."""
+        """The critic's input: per-cell log energies, conditioning, features standardised at the event's energy."""
         energy = energy.reshape(-1)
         cells = flat_cells(x)
         f = shower_features(cells, energy, self.threshold, self.y, self.x)
-        f = ((f - self.feature_mean) / self.feature_std).clamp(-20.0, 20.0)
+        f = ((f - self.feature_mean(energy)) / self.feature_std(energy)).clamp(-20.0, 20.0)
         u = torch.log1p(cells.clamp_min(0.0) / self.threshold) / 5.0
         return torch.cat([u, cond_features(energy), f], 1)
 
     def forward(self, x: dict[str, torch.Tensor] | None, energy: torch.Tensor,
                 embedded: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        energy = energy.reshape(-1)
         if embedded is None:
             assert x is not None
             embedded = self.embed(x, energy)
-        # total energy (GeV) from the embedding's response feature, for the kind's auxiliary energy term
+        # total energy (GeV) read back from the embedding's response feature, for the kind's auxiliary term
         i = N_CELLS + N_COND + N_FEATURES - 2
-        total = (embedded[:, i] * self.feature_std[-2] + self.feature_mean[-2]) * energy.reshape(-1)
-        return self.net(embedded).squeeze(1), total
+        resp = embedded[:, i] * self.feature_std(energy)[:, -2] + self.feature_mean(energy)[:, -2]
+        return self.net(embedded).squeeze(1), resp * energy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -136,6 +137,18 @@ class Trainer:
         stats[f"{phase.lower()}_grad_norm"] = gnorm
         return stats
 
+    def set_learning_rates(self, total_steps: int) -> None:
+        """Apply train.lr_schedule at the current step (a function of the step alone: resumes replay it)."""
+        t = self.cfg.train
+        if t.lr_schedule == "constant" or total_steps <= 0:
+            return
+        frac = min(self.step / total_steps, 1.0)
+        shape = 1.0 - frac if t.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
+        factor = t.lr_final + (1.0 - t.lr_final) * shape
+        for opt, lr in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
     def train_step(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """n_critic D phases (one real batch each) then one G phase; the step counter advances even when
         updates are skipped, so latents never repeat after a bad step."""
@@ -149,7 +162,9 @@ class Trainer:
             raise ValueError("train_step needs at least one real batch")
         skipped += self._account(self.phase("G", cond, None, len(batches)), out)
         if self.g_ema is not None and "g_loss" in out:
-            update_ema(self.g_ema, unwrap(self.G), self.cfg.train.ema_decay)
+            # warm-up: early on the average would be dominated by the random initial weights
+            decay = min(self.cfg.train.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+            update_ema(self.g_ema, unwrap(self.G), decay)
         self.step += 1
         out["skipped"] = torch.tensor(float(skipped))
         return out
@@ -179,7 +194,9 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count, t0 = 0, time.perf_counter()
         it = iter(loader)
-        for _ in range(self.iterations_per_epoch(loader)):
+        per_epoch = self.iterations_per_epoch(loader)
+        for _ in range(per_epoch):
+            self.set_learning_rates(self.cfg.train.epochs * per_epoch)
             stats = self.train_step([next(it) for _ in range(self.cfg.train.n_critic)])
             for k, v in stats.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
