@@ -121,6 +121,8 @@ class TrainConfig:
     beta1: float = _f(0.5, lo=0.0, hi=0.9999, help="Adam beta1")
     beta2: float = _f(0.999, lo=0.0, hi=0.99999, help="Adam beta2")
     n_critic: int = _f(1, lo=1, hi=100, help="discriminator steps per generator step")
+    critic_warmup: int = _f(0, lo=0, hi=10**7, help="the first N steps train the critic only (a generator that "
+                            "starts good, e.g. calo-mlp, is not pushed around by an untrained critic)")
     lr_schedule: Literal["constant", "linear", "cosine"] = _f(
         "constant", help="learning-rate schedule over all planned steps (epochs x steps per epoch), to lr x lr_final")
     lr_final: float = _f(0.0, lo=0.0, hi=1.0, help="final learning rate as a fraction of lr_g / lr_d (schedules)")

@@ -9,16 +9,18 @@ Generator, from z = (global latent, per-cell noise) and E_inc:
   * event level: u = mu(E) + sigma(E) * (z_0..3 + head(h)): with the head at zero the response and the layer
     shares already have the data's mean and spread at every energy; the network learns their shape and
     correlations;
-  * cells: softmax per layer of (log mean profile(E) + head(h) + s(h) * eps), eps ~ N(0, 1) per cell from the
-    latent vector, times the layer energy. The per-cell noise gives every cell its own fluctuation, as sampling
+  * cells: softmax per layer of (log mean profile(E) + head(h) + s * eps), eps ~ N(0, 1) per cell from the
+    latent vector, times the layer energy; s starts at the data's spread of log cell shares per layer and energy
+    and the network adjusts it per event. The per-cell noise gives every cell its own fluctuation, as sampling
     fluctuations do; a few dozen latent values cannot;
   * zero suppression: cells below the readout threshold read exactly 0 (straight-through gradient), and the
     surviving cells are rescaled so each layer keeps the energy the event level chose.
 
 Critic: an MLP on a fixed embedding: log(1 + e/threshold) per cell, the conditioning, and the shower features
 (layer energies, lateral centres and widths, lit-cell fractions, E_ratio, response, depth) computed
-differentiably and standardised by their mean and spread at the event's energy, so a wrong energy dependence
-is as visible as a wrong shape. It is penalised in this embedding (GanLoss uses `embed`).
+differentiably, standardised by their mean and spread at the event's energy (so a wrong energy dependence is
+as visible as a wrong shape) and passed through asinh (never flat: a far-off shower still gets a gradient).
+It is penalised in this embedding (GanLoss uses `embed`).
 """
 
 from __future__ import annotations
@@ -160,7 +162,23 @@ def fit_statistics(arrays: dict[str, np.ndarray], max_events: int = 50_000) -> d
     y, x = _cell_coordinates()
     f_mu, f_sd = _binned(shower_features(cells, energy, threshold, y, x), energy, centres)
     return {"threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),
-            "profile": torch.log(profile.clamp_min(1e-7)), "feature_mean": f_mu, "feature_std": f_sd + 1e-3}
+            "profile": torch.log(profile.clamp_min(1e-7)), "feature_mean": f_mu, "feature_std": f_sd + 1e-3,
+            "log_noise": _cell_noise(shape, energy, centres)}
+
+
+def _cell_noise(shape: torch.Tensor, energy: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """(N_BINS, N_CELLS) log of the typical spread of log(cell share) of lit cells, per layer and energy bin:
+    the initial scale of the per-cell noise (sparse layers fluctuate more, high energies less)."""
+    idx = torch.bucketize(torch.log(energy), (centres[1:] + centres[:-1]) / 2)
+    out = torch.zeros(N_BINS, N_CELLS)
+    for b in range(N_BINS):
+        rows = shape[idx == b]
+        for i in range(N_LAYERS):
+            logs = torch.log(rows[:, _OFF[i]:_OFF[i + 1]].clamp_min(1e-12))
+            lit = rows[:, _OFF[i]:_OFF[i + 1]] > 0
+            spreads = [logs[lit[:, c], c].std() for c in range(lit.shape[1]) if int(lit[:, c].sum()) > 20]
+            out[b, _OFF[i]:_OFF[i + 1]] = torch.log(torch.stack(spreads).median()) if spreads else 0.0
+    return out
 
 
 def _set_table(table: EnergyTable, centres: torch.Tensor, rows: torch.Tensor) -> None:
@@ -187,7 +205,7 @@ class CaloMLPGenerator(nn.Module):
         self.cell_head = nn.Linear(hidden + N_COND, N_CELLS)  # cell logits around the mean profile
         self.noise_head = nn.Linear(hidden + N_COND, N_CELLS)  # log scale of the per-cell logit noise
         self.event_mean, self.event_std = EnergyTable(N_EVENT), EnergyTable(N_EVENT)
-        self.profile = EnergyTable(N_CELLS)
+        self.profile, self.log_noise = EnergyTable(N_CELLS), EnergyTable(N_CELLS)
         self.register_buffer("threshold", torch.full((N_CELLS,), 1e-9))
         if stats is not None:
             self.initialise(stats)
@@ -200,10 +218,10 @@ class CaloMLPGenerator(nn.Module):
         _set_table(self.event_mean, c, stats["event_mean"])
         _set_table(self.event_std, c, stats["event_std"])
         _set_table(self.profile, c, stats["profile"])
+        _set_table(self.log_noise, c, stats["log_noise"])
         for head in (self.event_head, self.cell_head, self.noise_head):
             head.weight.mul_(0.1)
             head.bias.zero_()
-        self.noise_head.bias.fill_(-1.0)
 
     @property
     def latent_size(self) -> int:
@@ -218,7 +236,8 @@ class CaloMLPGenerator(nn.Module):
         h = torch.cat([h, c], 1)
         u = self.event_mean(energy) + self.event_std(energy) * (z[:, :N_EVENT] + self.event_head(h))
         layer_e = torch.softmax(u[:, 1:], 1) * (torch.exp(u[:, :1]) * energy[:, None])
-        logits = self.profile(energy) + self.cell_head(h) + torch.exp(self.noise_head(h)) * eps
+        noise = torch.exp(self.log_noise(energy) + self.noise_head(h))
+        logits = self.profile(energy) + self.cell_head(h) + noise * eps
         parts = []
         for i in range(N_LAYERS):
             sl = slice(_OFF[i], _OFF[i + 1])
@@ -258,7 +277,8 @@ class CaloMLPCritic(nn.Module):
         energy = energy.reshape(-1)
         cells = flat_cells(x)
         f = shower_features(cells, energy, self.threshold, self.y, self.x)
-        f = ((f - self.feature_mean(energy)) / self.feature_std(energy)).clamp(-20.0, 20.0)
+        # asinh: linear near the mean, logarithmic far out - never flat, so a far-off shower still gets a gradient
+        f = torch.asinh((f - self.feature_mean(energy)) / self.feature_std(energy))
         u = torch.log1p(cells.clamp_min(0.0) / self.threshold) / 5.0
         return torch.cat([u, cond_features(energy), f], 1)
 
@@ -270,5 +290,5 @@ class CaloMLPCritic(nn.Module):
             embedded = self.embed(x, energy)
         # total energy (GeV) read back from the embedding's response feature, for the kind's auxiliary term
         i = N_CELLS + N_COND + N_FEATURES - 2
-        resp = embedded[:, i] * self.feature_std(energy)[:, -2] + self.feature_mean(energy)[:, -2]
+        resp = torch.sinh(embedded[:, i]) * self.feature_std(energy)[:, -2] + self.feature_mean(energy)[:, -2]
         return self.net(embedded).squeeze(1), resp * energy

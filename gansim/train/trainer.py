@@ -160,7 +160,8 @@ class Trainer:
             skipped += self._account(self.phase("D", cond, real, index), out)
         if cond is None:
             raise ValueError("train_step needs at least one real batch")
-        skipped += self._account(self.phase("G", cond, None, len(batches)), out)
+        if self.step >= self.cfg.train.critic_warmup:
+            skipped += self._account(self.phase("G", cond, None, len(batches)), out)
         if self.g_ema is not None and "g_loss" in out:
             # warm-up: early on the average would be dominated by the random initial weights
             decay = min(self.cfg.train.ema_decay, (1.0 + self.step) / (10.0 + self.step))
