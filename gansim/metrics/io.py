@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from gansim.data.schema import validate
+from gansim.data.schema import read_rows, validate
 from gansim.errors import GansimError
 from gansim.kinds import get_kind
 
@@ -58,7 +58,7 @@ def load_sample(path: str | Path, max_events: int = 0) -> Sample:
     n = summary.n_events if max_events <= 0 else min(summary.n_events, max_events)
     kind = get_kind(summary.format)
     with h5py.File(path, "r") as f:
-        data = {k: np.asarray(f[k][:n], np.float32) for k in kind.read_keys()}
+        data = {k: np.asarray(read_rows(f[k], slice(0, n), path), np.float32) for k in kind.read_keys()}
     data[kind.cond_key] = data[kind.cond_key].reshape(-1)
     return Sample(kind.name, data, str(path), summary.n_events, summary.attrs)
 
