@@ -5,3 +5,10 @@ from __future__ import annotations
 
 class GansimError(Exception):
     """A user-facing error: bad input, bad config, unusable file. Printed without a traceback."""
+
+
+def brief(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception's first line (library messages run on for paragraphs), or its type."""
+    text = (str(exc).strip().strip("'\"").splitlines() or [""])[0]
+    text = text.split(". ", 1)[0].rstrip(".")
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)

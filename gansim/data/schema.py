@@ -13,7 +13,7 @@ import numpy as np
 
 from gansim.atomic import atomic_path
 from gansim.data.h5file import create_h5
-from gansim.errors import GansimError
+from gansim.errors import GansimError, brief
 from gansim.kinds import DataKind, Key, detect_kind, get_kind
 from gansim.kinds.calo import CALO_KEYS, CALO_LAYERS
 
@@ -56,8 +56,7 @@ def damaged_as_schema_error(path: str | Path) -> Iterator[None]:
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         if isinstance(exc, SchemaError) or not _raised_inside_h5py(exc):
             raise
-        first = (str(exc).strip().strip("'\"").splitlines() or [type(exc).__name__])[0][:200]
-        raise SchemaError(f"{path}: cannot be read ({first}); the file is damaged") from None
+        raise SchemaError(f"{path}: cannot be read ({brief(exc)}); the file is damaged") from None
 
 
 def detect_format(f: h5py.File) -> DataKind:
@@ -111,9 +110,8 @@ def read_rows(ds: h5py.Dataset, rows: slice, path: str | Path) -> np.ndarray:
         return ds[rows]
     except (OSError, RuntimeError) as exc:  # what h5py raises for HDF5 read errors
         start, stop, _ = rows.indices(ds.shape[0])
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise SchemaError(f"{path}: dataset '{ds.name.lstrip('/')}' cannot be read at events {start}..{stop - 1} "
-                          f"({first}); the file is damaged") from None
+                          f"({brief(exc)}); the file is damaged") from None
 
 
 def iter_blocks(ds: h5py.Dataset, path: str | Path, block: int = BLOCK) -> Iterator[np.ndarray]:
