@@ -151,7 +151,11 @@ def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> 
             raise SchemaError(f"{path}: contains no events")
         if scan:
             _scan_values(f, kind, path)
-        rng, means, empty = kind.summary(f, n)
+        try:
+            rng, means, empty = kind.summary(f, n)
+        except (OSError, RuntimeError):
+            _scan_values(f, kind, path)  # a damaged chunk: the scan names the dataset and the events
+            raise
         return Summary(path=str(path), format=kind.name, n_events=n, energy_range=rng, layer_mean=means,
                        layer_sparsity=empty, attrs={k: _plain(v) for k, v in f.attrs.items()},
                        virtual=any(f[k.name].is_virtual for k in kind.keys))
