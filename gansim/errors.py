@@ -9,6 +9,7 @@ class GansimError(Exception):
 
 def brief(exc: BaseException, limit: int = 160) -> str:
     """The first sentence of an exception's first line (library messages run on for paragraphs), or its type."""
-    text = (str(exc).strip().strip("'\"").splitlines() or [""])[0]
+    raw = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)  # KeyError's str() is a repr
+    text = (raw.strip().splitlines() or [""])[0]
     text = text.split(". ", 1)[0].rstrip(".")
     return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)
