@@ -9,6 +9,7 @@ later writes are dropped, HDF5 closes normally, and the recorded error is raised
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,12 +18,16 @@ import h5py
 
 
 class GuardedFile:
-    """A binary file for h5py's fileobj driver that records the first write error instead of passing it on."""
+    """A binary file for h5py's fileobj driver that records the first I/O error instead of passing it on.
+
+    Unbuffered on purpose: with a buffer, a seek or a tell can flush and fail too, and every call would need the
+    same care; here only write, truncate and close touch the disk's free space.
+    """
 
     def __init__(self, path: str | Path, shown: str | Path | None = None) -> None:
         self.path = Path(path)
         self.shown = Path(shown or path)  # the name errors give (the target of a temporary file)
-        self._fh = open(self.path, "w+b")  # buffered: a write either completes or raises, never writes short
+        self._fh = open(self.path, "w+b", buffering=0)
         self.error: OSError | None = None
 
     def _fail(self, exc: OSError) -> None:
@@ -38,15 +43,24 @@ class GuardedFile:
     def read(self, size: int = -1) -> bytes:
         if self.error is not None:  # the file is lost anyway; HDF5 only needs an answer to finish closing
             return bytes(max(size, 0))
-        return self._fh.read(size)
+        try:
+            return self._fh.read(size) or b""
+        except OSError as exc:
+            self._fail(exc)
+            return bytes(max(size, 0))
 
     def write(self, data: bytes) -> int:
-        if self.error is None:
-            try:
-                self._fh.write(data)
-            except OSError as exc:
-                self._fail(exc)
-        return len(memoryview(data))
+        view = memoryview(data).cast("B")
+        n = len(view)
+        try:
+            while self.error is None and view:  # a raw write may write less than asked: write the rest
+                done = self._fh.write(view)
+                if not done:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[done:]
+        except OSError as exc:
+            self._fail(exc)
+        return n
 
     def truncate(self, size: int | None = None) -> int:
         if self.error is None:
@@ -57,19 +71,12 @@ class GuardedFile:
         return self._fh.tell() if size is None else size
 
     def flush(self) -> None:
-        if self.error is None and not self._fh.closed:
-            try:
-                self._fh.flush()
-            except OSError as exc:
-                self._fail(exc)
+        """Nothing is buffered here (HDF5 calls this before closing)."""
 
     def close(self) -> None:
-        if self._fh.closed:
-            return
-        self.flush()
         try:
             self._fh.close()
-        except OSError as exc:  # the last buffered bytes could not be written
+        except OSError as exc:
             self._fail(exc)
 
     def check(self) -> None:
