@@ -65,6 +65,8 @@ def check_output_file(path: Path, what: str = "--out") -> None:
 
     if path.is_dir():
         raise GansimError(f"{what}: {path} is a directory; give a file name such as {path}/showers.h5")
+    if path.is_symlink() and not path.exists():
+        raise GansimError(f"{what}: {path} is a dangling or looping symbolic link; remove it or choose another name")
     if path.exists() and not written_by_gansim(path):
         raise GansimError(f"{what}: {path} exists and was not written by gansim simulate; gansim replaces only its "
                           "own files: remove it or choose another name")

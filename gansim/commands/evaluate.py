@@ -78,6 +78,11 @@ def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -
                           f"reference {args.reference} holds {ref.kind} events")
     n = s.events or ref.n
     cond = np.resize(artifact.kind.condition(ref.data), n)
+    trained = artifact.condition_range
+    if trained is not None and (cond.min() < trained[0] or cond.max() > trained[1]):
+        # Evaluating an extrapolation is legitimate (produce refuses it without --extrapolate): say it, go on.
+        warnings.append(f"reference conditions {cond.min():g} .. {cond.max():g} reach outside the range the "
+                        f"generator was trained on ({trained[0]:g} .. {trained[1]:g}): this evaluates extrapolation")
     data = artifact.generate(cond, seed=s.seed)
     data[artifact.kind.cond_key] = np.asarray(data[artifact.kind.cond_key]).reshape(-1)
     gp = artifact.config.data.particle
