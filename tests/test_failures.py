@@ -509,3 +509,39 @@ def test_bad_flags_are_one_line_without_usage(tmp_path: Path) -> None:
 def test_json_of_inspect_still_works_on_a_good_file(files: dict[str, Path]) -> None:
     res = gansim("inspect", files["calo"], "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["n_events"] == 240
+
+
+def test_memory_and_disk_bounds_are_exact_at_the_edge(tmp_path: Path) -> None:
+    from gansim.errors import GansimError
+    from gansim.resources import MEMORY_FRACTION, check_disk, check_memory
+
+    avail = 10_000_000
+    most = int(avail * MEMORY_FRACTION) // 2_000
+    check_memory(most, 2_000, "x", "split", available=avail)
+    with pytest.raises(GansimError, match=f"at most {most:,} events; split"):
+        check_memory(most + 1, 2_000, "x", "split", available=avail)
+    free = shutil.disk_usage(tmp_path).free
+    check_disk(tmp_path / "not" / "yet", free // 2000, 1000, "w")  # the nearest existing parent is measured
+    with pytest.raises(GansimError, match="on disk"):
+        check_disk(tmp_path / "not" / "yet", free // 1000 + 10**6, 1000, "w")
+
+
+def test_deeply_nested_yaml_and_looping_links_are_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    one_line(gansim("config", "--config", deep), "nested too deeply")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    one_line(gansim("simulate", "calo", "-p", "eplus", "-n", "5", "-o", tmp_path / "a"), "symbolic link")
+    assert (tmp_path / "a").is_symlink()
+
+
+@pytest.mark.slow
+def test_evaluate_says_when_it_evaluates_an_extrapolation(files: dict[str, Path], tmp_path: Path) -> None:
+    a = make_calo_arrays(200, seed=3)
+    a["energy"] *= 10  # 10..1000 GeV; the generator was trained on 1..100
+    ref = write_calo(tmp_path / "high.h5", a["energy"], a, a["overflow"], attrs={"particle": "eplus"})
+    res = gansim("evaluate", "-r", ref, "--generator", files["generator"], "-o", tmp_path / "rep", "-q",
+                 "--no-classifier")
+    assert res.returncode == 0, res.stderr
+    assert "outside the range the generator was trained on" in res.stdout
