@@ -222,6 +222,16 @@ def test_simulate_seed_range_is_checked_at_the_edge(tmp_path: Path, seed: str, o
         one_line(res, "--seed", "2^63")
 
 
+@pytest.mark.parametrize("seed, needle", [("18446744073709551616", "above the maximum"), ("-1", "below the minimum")])
+def test_produce_seed_range_is_checked_before_any_chunk(files: dict[str, Path], tmp_path: Path, seed: str,
+                                                        needle: str) -> None:
+    """Was: every chunk committed, then a traceback before dataset.h5. Now: refused before anything is made."""
+    res = gansim("produce", "-g", files["generator"], "-n", "100", "-o", tmp_path / "p", "--seed", seed,
+                 "--no-progress")
+    one_line(res, "produce.seed", needle)
+    assert not (tmp_path / "p").exists()
+
+
 @pytest.mark.parametrize("events, needle", [("1e12", "maximum"), ("5e7", "at most")])
 def test_evaluate_events_are_bounded(files: dict[str, Path], tmp_path: Path, events: str, needle: str) -> None:
     res = gansim("evaluate", "--reference", files["calo"], "--generator", files["generator"], "--events", events,
