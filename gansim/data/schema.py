@@ -53,8 +53,8 @@ def damaged_as_schema_error(path: str | Path) -> Iterator[None]:
     KeyError) into one SchemaError naming the file; errors raised by gansim's own code pass through untouched."""
     try:
         yield
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        if isinstance(exc, SchemaError) or not _raised_inside_h5py(exc):
+    except (OSError, RuntimeError, KeyError) as exc:
+        if not _raised_inside_h5py(exc):
             raise
         raise SchemaError(f"{path}: cannot be read ({brief(exc)}); the file is damaged") from None
 
