@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from gansim import __version__
 from gansim.errors import GansimError
@@ -29,8 +30,15 @@ gansim - GAN fast simulation for particle physics, from one core to many GPU nod
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad command lines end like every other user error: one line on stderr naming the problem, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gansim", description=DESCRIPTION,
+    parser = OneLineParser(prog="gansim", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gansim {__version__}")
     parser.add_argument("--progress", dest="progress_mode", choices=MODES, default=None,
@@ -48,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.progress_mode is not None:
         set_mode(args.progress_mode)  # inherited by Ray workers and subprocesses
+    debug = bool(os.environ.get("GANSIM_DEBUG"))  # GANSIM_DEBUG=1: tracebacks instead of one line
     try:
         return int(args.func(args) or 0)
     except GansimError as exc:
+        if debug:
+            raise
         print(f"gansim {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -58,10 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         # Full disks, unwritable directories and the like: one line, not a traceback wall.
-        if os.environ.get("GANSIM_DEBUG"):
+        if debug:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"gansim {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        # The known large allocations are checked against the available memory up front (gansim.resources);
+        # this is what is left: the machine ran out while working. Say so in one line.
+        if debug:
+            raise
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"gansim {args.command}: error: out of memory{detail}; ask for fewer events or use a machine with "
+              "more memory", file=sys.stderr)
         return 1
 
 

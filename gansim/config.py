@@ -235,6 +235,26 @@ class Config:
         return path
 
 
+def check_replaceable(path: Path) -> None:
+    """ConfigError unless `path` is absent or a resolved config (a run's earlier config.yaml): a run never
+    overwrites a config file of the user's that happens to sit where it writes its own."""
+    if path.exists() and not is_resolved_config(path):
+        raise ConfigError(f"{path} exists and is not a config gansim wrote (it has comments or lacks sections); "
+                          "the run would overwrite it: move it, or choose another --out")
+
+
+def is_resolved_config(path: Path) -> bool:
+    """True for a file Config.save wrote: every section present, no comments (a hand-written config has either)."""
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    sections = [f.name for f in dataclasses.fields(Config)]
+    return (isinstance(data, dict) and all(isinstance(data.get(s), dict) for s in sections)
+            and not any(line.lstrip().startswith("#") for line in text.splitlines()))
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -405,6 +425,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    except RecursionError:  # the YAML parser recurses per nesting level: [[[[...]]]] exhausts the stack
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

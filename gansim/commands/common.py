@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 from typing import Any
 
-from gansim.config import Config, load_config
+from gansim.config import MAX_EVENTS, Config, load_config
 from gansim.errors import GansimError
 
 
@@ -27,7 +29,11 @@ _COUNT = re.compile(r"^[0-9][0-9_]*(\.[0-9]*)?([eE]\+?[0-9]+)?$")
 
 
 def parse_count(text: str, what: str = "events") -> int:
-    """Parse a positive whole count: '1e9', '1_000_000', '1000000'; reject 0, negatives, fractions."""
+    """Parse a positive whole count up to MAX_EVENTS: '1e9', '1_000_000', '1000000'; reject 0, negatives, fractions.
+
+    MAX_EVENTS is only the outer bound every count shares; each command bounds its counts further by what its
+    plan, memory and disk allow, and says which bound it hit.
+    """
     s = str(text).strip()
     if not _COUNT.match(s):
         raise GansimError(f"--{what}: {text!r} is not a positive whole number (examples: 1000, 1_000_000, 1e9)")
@@ -36,6 +42,8 @@ def parse_count(text: str, what: str = "events") -> int:
         raise GansimError(f"--{what}: {text!r} is not a whole number")
     if value <= 0:
         raise GansimError(f"--{what}: must be positive, got {text!r}")
+    if value > MAX_EVENTS:
+        raise GansimError(f"--{what}: {text} is above the maximum {MAX_EVENTS:.0e}")
     return int(value) if "e" not in s.lower() else int(round(value))
 
 
@@ -48,3 +56,32 @@ def count_type(what: str) -> Any:
             raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
     conv.__name__ = what
     return conv
+
+
+def check_output_file(path: Path, what: str = "--out") -> None:
+    """Fail early, before any simulation, if the output cannot be written (probe file in the directory), or if it
+    would replace a file that gansim simulate did not write (a user's data is never overwritten)."""
+    from gansim.data.schema import written_by_gansim
+
+    if path.is_dir():
+        raise GansimError(f"{what}: {path} is a directory; give a file name such as {path}/showers.h5")
+    if path.is_symlink() and not path.exists():
+        raise GansimError(f"{what}: {path} is a dangling or looping symbolic link; remove it or choose another name")
+    if path.exists() and not written_by_gansim(path):
+        raise GansimError(f"{what}: {path} exists and was not written by gansim simulate; gansim replaces only its "
+                          "own files: remove it or choose another name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise GansimError(f"{what}: {path} exists and is not writable")
+    parent = path.parent
+    for anc in (parent, *parent.parents):
+        if anc.exists():
+            if not anc.is_dir():
+                raise GansimError(f"{what}: {anc} is a file, not a directory")
+            break
+    probe = parent / f".{path.name}.probe-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise GansimError(f"{what}: cannot write in {parent} ({exc.strerror or exc})") from None

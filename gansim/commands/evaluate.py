@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from gansim.commands.common import add_config_args, config_from_args, count_type
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=count_type("events"), default=None, metavar="N",
                    help="with --generator: events to generate (sets eval.events; default: as many as the "
                         "reference events used; conditions are the reference's, repeated if N is larger)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="report directory (created)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="report directory: new, empty, or an earlier report (never a directory of other files)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed for generation, data splits and the classifiers (sets eval.seed; default 0)")
     p.add_argument("--max-events", type=count_type("max-events"), default=None, metavar="N",
@@ -76,6 +78,11 @@ def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -
                           f"reference {args.reference} holds {ref.kind} events")
     n = s.events or ref.n
     cond = np.resize(artifact.kind.condition(ref.data), n)
+    trained = artifact.condition_range
+    if trained is not None and (cond.min() < trained[0] or cond.max() > trained[1]):
+        # Evaluating an extrapolation is legitimate (produce refuses it without --extrapolate): say it, go on.
+        warnings.append(f"reference conditions {cond.min():g} .. {cond.max():g} reach outside the range the "
+                        f"generator was trained on ({trained[0]:g} .. {trained[1]:g}): this evaluates extrapolation")
     data = artifact.generate(cond, seed=s.seed)
     data[artifact.kind.cond_key] = np.asarray(data[artifact.kind.cond_key]).reshape(-1)
     gp = artifact.config.data.particle
@@ -90,13 +97,30 @@ def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -
     return Sample(ref.kind, data, str(args.generator), n, attrs), artifact, info
 
 
+def _check_memory(args: argparse.Namespace, s: Any) -> None:
+    """Both samples must fit in memory: say so before reading or generating anything."""
+    from gansim.data.schema import validate
+    from gansim.metrics.io import check_memory_for
+
+    def used(path: str) -> tuple[str, int]:
+        summary = validate(path, scan=False)  # shapes and counts only; load_sample scans the values
+        return summary.format, min(summary.n_events, s.max_events) if s.max_events else summary.n_events
+
+    kind, n_ref = used(args.reference)
+    n_gen = used(args.generated)[1] if args.generated else (s.events or n_ref)
+    check_memory_for(kind, n_ref, n_gen)
+
+
 def run(args: argparse.Namespace) -> int:
     from gansim.metrics.evaluation import evaluate
     from gansim.metrics.io import check_pair, load_sample
+    from gansim.metrics.report import check_report_dir
 
     s = _settings(args)
     if s.events and not args.generator:
         raise GansimError("--events only applies with --generator")
+    check_report_dir(Path(args.out))
+    _check_memory(args, s)
     ref = load_sample(args.reference, s.max_events)
     warnings: list[str] = []
     artifact, info = None, {}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-from gansim.commands.common import count_type
+from gansim.commands.common import check_output_file, count_type
 from gansim.errors import GansimError
 from gansim.seeding import check_seed
 
@@ -38,27 +37,6 @@ def _energy_range(text: str) -> tuple[float, float]:
         raise GansimError(f"--energy: {exc}") from None
 
 
-def _check_out(path: Path) -> None:
-    """Fail early, before any simulation, if the output cannot be written (probe file in the directory)."""
-    if path.is_dir():
-        raise GansimError(f"--out: {path} is a directory; give a file name such as {path}/showers.h5")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise GansimError(f"--out: {path} exists and is not writable")
-    parent = path.parent
-    for anc in (parent, *parent.parents):
-        if anc.exists():
-            if not anc.is_dir():
-                raise GansimError(f"--out: {anc} is a file, not a directory")
-            break
-    probe = parent / f".{path.name}.probe-{os.getpid()}"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe.open("wb").close()
-        probe.unlink()
-    except OSError as exc:
-        raise GansimError(f"--out: cannot write in {parent} ({exc.strerror or exc})") from None
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calo", help="calorimeter showers (e+, gamma, pi+) in the CaloGAN format",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", "-n", required=True, type=count_type("events"), metavar="N",
                    help="number of showers (e.g. 10000, 1e5, 100_000)")
     p.add_argument("--out", "-o", required=True, metavar="FILE",
-                   help="output HDF5 file (written atomically; an existing file is replaced)")
+                   help="output HDF5 file (written atomically; an existing file is replaced only when gansim "
+                        "simulate wrote it)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="random seed (non-negative); same seed and options give an identical file (default 0)")
     p.add_argument("--energy", default="1,100", metavar="MIN,MAX",
@@ -83,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     energy_range = _energy_range(args.energy)
     out = Path(args.out)
-    _check_out(out)
+    check_output_file(out)
     from gansim.sim.calo import simulate_to_file
 
     t0 = time.perf_counter()

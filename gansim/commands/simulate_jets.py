@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 
-from gansim.commands.common import count_type
+from gansim.commands.common import check_output_file, count_type
 from gansim.errors import GansimError
+from gansim.resources import cpus_available
 from gansim.seeding import check_seed
 from gansim.sim.jets import JETS_PER_CHUNK  # numpy only; pythia8mc/fastjet are imported when run
 
@@ -37,13 +38,6 @@ def _window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jets", help="Pythia8 + FastJet jet images (W' -> WZ vs QCD), LAGAN format",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,12 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="master seed; chunk k uses a Pythia seed derived from "
                                                        "(seed, process, k) (default: 0)")
     p.add_argument("--workers", type=int, default=None, metavar="W",
-                   help="worker processes generating chunks in parallel (default: CPUs available)")
+                   help="worker processes generating chunks in parallel, 1 to the CPUs available (default: all)")
     p.add_argument("--pt-window", type=_window, default=(250.0, 300.0), metavar="LO,HI",
                    help="trimmed leading-jet pT window in GeV (default: 250,300)")
     p.add_argument("--mass-window", type=_window, default=None, metavar="LO,HI",
                    help="optional trimmed jet-mass window in GeV, e.g. 65,95 (default: none)")
-    p.add_argument("--chunk-size", type=int, default=JETS_PER_CHUNK, metavar="K",
+    p.add_argument("--chunk-size", type=count_type("chunk-size"), default=JETS_PER_CHUNK, metavar="K",
                    help=f"accepted jets per work unit (default: {JETS_PER_CHUNK}); each unit has its own Pythia seed, "
                         "so this is part of what defines the file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -70,10 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gansim.sim.jets import simulate_jets
 
-    workers = _default_workers() if args.workers is None else args.workers
-    if workers < 1:
-        raise GansimError(f"--workers must be at least 1, got {workers}")
+    cpus = cpus_available()
+    workers = cpus if args.workers is None else args.workers
+    # Pythia is CPU-bound: more processes than CPUs only add memory (and 10^6 of them would take the machine down).
+    if not 1 <= workers <= cpus:
+        raise GansimError(f"--workers must be between 1 and {cpus} (the CPUs this process may use), got {workers}")
     check_seed(args.seed)
+    check_output_file(Path(args.out))
     res = simulate_jets(args.out, args.process, args.events, seed=args.seed, workers=workers,
                         pt_window=args.pt_window, mass_window=args.mass_window,
                         chunk_size=args.chunk_size, progress=not args.quiet)

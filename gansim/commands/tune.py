@@ -64,8 +64,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise GansimError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GansimError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
-    if args.seed < 0:
-        raise GansimError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**32:  # Optuna's TPESampler seeds a numpy RandomState: 32 bits
+        raise GansimError(f"--seed: must satisfy 0 <= seed < 2^32 (the Optuna sampler's range), got {args.seed}")
     if args.epochs is not None and args.epochs < 1:
         raise GansimError(f"--epochs must be at least 1, got {args.epochs}")
 

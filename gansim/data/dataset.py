@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gansim.data.schema import validate
+from gansim.data.schema import read_rows, validate
 from gansim.kinds import get_kind
 from gansim.seeding import Purpose, numpy_rng
 
@@ -59,7 +59,7 @@ class H5EventDataset(Dataset):
     def _read(self, ds: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
         # Contiguous read then gather: far faster than h5py fancy indexing on big index lists.
         lo, hi = (int(idx.min()), int(idx.max()) + 1) if len(idx) else (0, 0)
-        out = np.asarray(ds[lo:hi], dtype=np.float32)[idx - lo]
+        out = np.asarray(read_rows(ds, slice(lo, hi), self.path), dtype=np.float32)[idx - lo]
         if ds.name.lstrip("/") == self.kind.cond_key:
             out = out.reshape(len(idx), 1)  # one shape for the condition, (N,) or (N, 1) in the file
         return out
@@ -83,7 +83,7 @@ class H5EventDataset(Dataset):
         j = int(self.indices[i])
         item: dict[str, Any] = {}
         for k in self.keys:
-            v = np.asarray(f[k][j], dtype=np.float32)
+            v = np.asarray(read_rows(f[k], slice(j, j + 1), self.path)[0], dtype=np.float32)
             item[k] = torch.from_numpy(v.reshape(1) if k == self.kind.cond_key else v)
         return item
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import h5py
 import numpy as np
 
 from gansim.atomic import atomic_path
-from gansim.errors import GansimError
+from gansim.data.h5file import create_h5
+from gansim.errors import GansimError, brief
 from gansim.kinds import DataKind, Key, detect_kind, get_kind
 from gansim.kinds.calo import CALO_KEYS, CALO_LAYERS
 
@@ -35,6 +37,26 @@ class Summary:
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     virtual: bool = False
+
+
+def _raised_inside_h5py(exc: BaseException) -> bool:
+    """True when the innermost frame of exc's traceback is h5py's own code (Python or Cython)."""
+    tb, filename = exc.__traceback__, ""
+    while tb is not None:
+        filename, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    return "h5py" in Path(filename).parts
+
+
+@contextmanager
+def damaged_as_schema_error(path: str | Path) -> Iterator[None]:
+    """Turn errors that h5py raises on a damaged file (bad object headers, heaps, B-trees: OSError, RuntimeError,
+    KeyError) into one SchemaError naming the file; errors raised by gansim's own code pass through untouched."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError) as exc:
+        if not _raised_inside_h5py(exc):
+            raise
+        raise SchemaError(f"{path}: cannot be read ({brief(exc)}); the file is damaged") from None
 
 
 def detect_format(f: h5py.File) -> DataKind:
@@ -81,17 +103,28 @@ def _check_key(f: h5py.File, key: Key, path: Path, n: int | None) -> int:
     return shape[0]
 
 
-def iter_blocks(ds: h5py.Dataset, block: int = BLOCK) -> Iterator[np.ndarray]:
+def read_rows(ds: h5py.Dataset, rows: slice, path: str | Path) -> np.ndarray:
+    """ds[rows]; a failed read (a corrupt compressed chunk, a failing disk) is a SchemaError naming the file, the
+    dataset and the events, where h5py would say only "filter returned failure during read"."""
+    try:
+        return ds[rows]
+    except (OSError, RuntimeError) as exc:  # what h5py raises for HDF5 read errors
+        start, stop, _ = rows.indices(ds.shape[0])
+        raise SchemaError(f"{path}: dataset '{ds.name.lstrip('/')}' cannot be read at events {start}..{stop - 1} "
+                          f"({brief(exc)}); the file is damaged") from None
+
+
+def iter_blocks(ds: h5py.Dataset, path: str | Path, block: int = BLOCK) -> Iterator[np.ndarray]:
     """Stream a dataset in blocks of events (bounded memory on huge files)."""
     for start in range(0, ds.shape[0], block):
-        yield ds[start:start + block]
+        yield read_rows(ds, slice(start, start + block), path)
 
 
 def _scan_values(f: h5py.File, kind: DataKind, path: Path) -> None:
     for key in (*kind.keys, *kind.optional_keys):
         if key.name not in f:
             continue
-        for i, blk in enumerate(iter_blocks(f[key.name])):
+        for i, blk in enumerate(iter_blocks(f[key.name], path)):
             if not np.isfinite(blk).all():
                 bad = int((~np.isfinite(blk)).reshape(len(blk), -1).any(axis=1).argmax()) + i * BLOCK
                 raise SchemaError(f"{path}: dataset '{key.name}' contains NaN or inf (first at event {bad})")
@@ -103,7 +136,7 @@ def _scan_values(f: h5py.File, kind: DataKind, path: Path) -> None:
 def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> Summary:
     """Check a file against the contract; return a Summary or raise SchemaError naming the problem."""
     path = Path(path)
-    with open_h5(path) as f:
+    with open_h5(path) as f, damaged_as_schema_error(path):
         kind = detect_format(f)
         if expect is not None and kind is not get_kind(expect):
             raise SchemaError(f"{path}: is a {kind.name} file, expected {expect}")
@@ -118,10 +151,26 @@ def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> 
             raise SchemaError(f"{path}: contains no events")
         if scan:
             _scan_values(f, kind, path)
-        rng, means, empty = kind.summary(f, n)
+        try:
+            rng, means, empty = kind.summary(f, n)
+        except (OSError, RuntimeError):
+            _scan_values(f, kind, path)  # a damaged chunk: the scan names the dataset and the events
+            raise
         return Summary(path=str(path), format=kind.name, n_events=n, energy_range=rng, layer_mean=means,
                        layer_sparsity=empty, attrs={k: _plain(v) for k, v in f.attrs.items()},
                        virtual=any(f[k.name].is_virtual for k in kind.keys))
+
+
+def written_by_gansim(path: str | Path) -> bool:
+    """True for an HDF5 file whose provenance says a gansim simulator wrote it (its 'generator' attribute)."""
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r") as f:
+            generator = _plain(f.attrs.get("generator", ""))
+    except OSError:
+        return False
+    return isinstance(generator, str) and generator.startswith("gansim")
 
 
 def _plain(v: Any) -> Any:
@@ -148,18 +197,25 @@ def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarra
     return write_atomic(path, arrays, attrs, compression)
 
 
+WRITE_BLOCK = 65536  # events per write: converting to float32 (and a contiguous copy) costs one block of memory
+
+
 def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None,
                  compression: str | None = "gzip") -> Path:
     """Write float32 datasets (+ attributes) to a temporary name, then rename: no half-written file is ever
-    visible under `path`, and an existing file there survives any failure."""
+    visible under `path`, and an existing file there survives any failure. A full disk is an OSError naming the
+    file (see gansim.data.h5file), raised as soon as a block cannot be written."""
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, create_h5(tmp, shown=path) as (f, guard):
         for name, arr in arrays.items():
-            arr = np.asarray(arr, dtype=np.float32)
+            arr = np.asarray(arr)
             kw: dict[str, Any] = {}
             if compression and len(arr) > 0:
                 kw = {"compression": compression, "shuffle": True, "chunks": (min(len(arr), 1024), *arr.shape[1:])}
-            f.create_dataset(name, data=arr, **kw)
+            ds = f.create_dataset(name, shape=arr.shape, dtype=np.float32, **kw)
+            for start in range(0, len(arr), WRITE_BLOCK):
+                ds[start:start + WRITE_BLOCK] = np.asarray(arr[start:start + WRITE_BLOCK], dtype=np.float32)
+                guard.check()
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     return path
@@ -169,6 +225,7 @@ def read_calo(path: str | Path, start: int = 0, stop: int | None = None) -> dict
     """Read (a slice of) a CaloGAN file as float32 arrays; energy as shape (N,)."""
     validate(path, expect="calo", scan=False)
     with h5py.File(path, "r") as f:
-        out = {k.name: np.asarray(f[k.name][start:stop], dtype=np.float32) for k in CALO_KEYS}
+        out = {k.name: np.asarray(read_rows(f[k.name], slice(start, stop), path), dtype=np.float32)
+               for k in CALO_KEYS}
     out["energy"] = out["energy"].reshape(-1)
     return out

@@ -40,6 +40,29 @@ def plain(value: Any) -> Any:
     return value
 
 
+REPORT_KEYS = ("kind", "versions", "reference", "generated")  # what marks report.json as gansim's own
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in REPORT_KEYS)
+
+
+def check_report_dir(out: Path) -> None:
+    """The report goes to a new or empty directory, or replaces an earlier report: a directory of the user's other
+    files (an index.md, a report.json of theirs) is refused, since the report would overwrite them."""
+    from gansim.errors import GansimError
+
+    if out.exists() and not out.is_dir():
+        raise GansimError(f"--out {out} is a file; give a directory for the report")
+    if out.is_dir() and any(out.iterdir()) and not _is_report(out / "report.json"):
+        raise GansimError(f"--out {out} is a directory of other files (no gansim report.json in it); the report "
+                          "would overwrite files there: choose a new or empty directory")
+
+
 def _atomic_write(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

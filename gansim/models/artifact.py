@@ -59,6 +59,16 @@ def save_generator(path: str | Path, generator: nn.Module, cfg: Config, extra: d
     return path
 
 
+def is_generator_file(path: str | Path) -> bool:
+    """True when `path` is a gansim generator artefact (any version): the only kind of file export replaces."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - whatever torch cannot read is not an artefact
+        return False
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    return isinstance(fmt, str) and fmt.startswith("gansim-generator/")
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -142,4 +152,4 @@ def load_generator(path: str | Path, device: str = "cpu") -> GeneratorArtifact:
     return GeneratorArtifact(module, cfg, file_sha256(path), extra, path, device)
 
 
-__all__ = ["FORMAT", "GeneratorArtifact", "file_sha256", "load_generator", "save_generator"]
+__all__ = ["FORMAT", "GeneratorArtifact", "file_sha256", "is_generator_file", "load_generator", "save_generator"]

@@ -47,6 +47,11 @@ PARTICLE_CODE: dict[str, int] = {"eplus": -11, "gamma": 22, "piplus": 211}  # PD
 BLOCK_EVENTS = 64  # RNG granularity: events per independently seeded block
 E_MIN_GEV, E_MAX_GEV = 0.1, 1000.0  # validity range of the parametrisations (and memory per block)
 SAMPLING_FRACTION: float = DEFAULT_PARAMS.mixture.f_em  # visible / deposited energy for electrons
+# The simulator holds every event in memory (float32 cells + overflow + energy; truth adds four float64), so
+# memory bounds --events. Larger samples are several files with different seeds, made in parallel.
+SPLIT_HINT = "make several smaller files with different --seed values (independent events, and they run in parallel)"
+# Smallest compressed size seen per event (0.1 GeV showers: ~56 B); a disk with less free space cannot hold it.
+MIN_FILE_BYTES_PER_EVENT = 32
 
 _N_CELLS = [int(np.prod(LAYER_SHAPES[k])) for k in CALO_LAYERS]  # 288, 144, 72
 _OFFSETS = np.concatenate([[0], np.cumsum(_N_CELLS)])  # cell slot offsets per layer
@@ -308,6 +313,14 @@ def _simulate_block(rng: np.random.Generator, particle: str, e_gev: np.ndarray,
     return out, truth
 
 
+def check_memory_for(n: int, particle: str, return_truth: bool = False) -> None:
+    """GansimError when n events do not fit in this machine's memory (the arrays simulate_showers allocates)."""
+    from gansim.resources import check_memory, count_text
+
+    per_event = 4 * (_N_SLOTS + 1) + (32 if return_truth else 0)
+    check_memory(n, per_event, f"simulating {count_text(n)} {particle} showers in memory", SPLIT_HINT)
+
+
 def simulate_showers(particle: str, n: int, seed: int, energy_range: tuple[float, float] = (1.0, 100.0),
                      energies: np.ndarray | None = None, progress: bool = False, batch_size: int = 1024,
                      params: CaloParams | None = None, return_truth: bool = False) -> dict[str, np.ndarray]:
@@ -338,6 +351,7 @@ def simulate_showers(particle: str, n: int, seed: int, energy_range: tuple[float
         lo, hi = check_energy_range(*energy_range)
     from gansim.progress import bar
 
+    check_memory_for(n, particle, return_truth)
     out = np.empty((n, _N_SLOTS), dtype=np.float32)
     energy = np.empty(n, dtype=np.float32)
     truth_parts: dict[str, list[np.ndarray]] = {}
@@ -383,8 +397,14 @@ def simulate_to_file(path: str | Path, particle: str, n: int, seed: int,
                      energy_range: tuple[float, float] = (1.0, 100.0), progress: bool = True,
                      batch_size: int = 1024, params: CaloParams | None = None) -> Path:
     """Simulate n showers and write them atomically as a CaloGAN-format HDF5 file with provenance."""
+    from gansim.resources import check_disk, count_text
+
     particle = _canon_particle(particle)
     energy_range = check_energy_range(*energy_range)
+    path = Path(path)
+    if isinstance(n, int | np.integer) and n > 0:  # other values: simulate_showers says what is wrong
+        check_memory_for(n, particle)
+        check_disk(path.parent, n, MIN_FILE_BYTES_PER_EVENT, f"writing {count_text(n)} showers to {path}")
     arrays = simulate_showers(particle, n, seed, energy_range, progress=progress, batch_size=batch_size,
                               params=params)
     layers = {k: arrays[k] for k in CALO_LAYERS}

@@ -53,6 +53,10 @@ SEED_MAX = 900_000_000  # Pythia's Random:seed upper limit
 MAX_TRIES_PER_JET = 500  # give up on a chunk whose acceptance is below 1/500 (impossible windows)
 EXTRA_HINT = "pip install 'gansim[jets]'  (pythia8mc==8.317.2, fastjet>=3.4.2)"
 PER_JET_KEYS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "tau_21")
+# Every jet is held in memory until the file is written, up to three times at once (the chunks' results, their
+# concatenation and, with --process both, the shuffled copy): float32 image + label + per-jet keys.
+BYTES_PER_JET = 3 * 4 * (ji.IMAGE_SIZE * ji.IMAGE_SIZE + 1 + len(PER_JET_KEYS))
+MIN_FILE_BYTES_PER_JET = 16  # the per-jet floats alone compress to more than this
 
 
 def require_jets_extra() -> tuple[ModuleType, ModuleType]:
@@ -364,6 +368,7 @@ def simulate_jets(out: str | Path, process: str, n_events: int, seed: int = 0, w
     selection = Selection(tuple(map(float, pt_window)), None if mass_window is None else  # type: ignore[arg-type]
                           tuple(map(float, mass_window)))
     counts = split_counts(process, n_events)
+    _check_budget(Path(out), n_events)
     require_jets_extra()
     plans = {p: plan_chunks(p, n, seed, selection, chunk_size) for p, n in counts.items()}
     # Interleave the processes so both make progress; results are regrouped per process below.
@@ -386,6 +391,15 @@ def simulate_jets(out: str | Path, process: str, n_events: int, seed: int = 0, w
     attrs = provenance(process, seed, selection, chunk_size, counts, tried)
     path = write_jets(out, arrays, attrs)
     return JetSimResult(path=path, n_jets=counts, events_tried=tried, seconds=seconds)
+
+
+def _check_budget(out: Path, n_events: int) -> None:
+    """Memory (every jet is held until the file is written) and disk bound --events: say so before any work."""
+    from gansim.resources import check_disk, check_memory, count_text
+
+    check_memory(n_events, BYTES_PER_JET, f"simulating {count_text(n_events)} jets in memory",
+                 "make several smaller files with different --seed values")
+    check_disk(out.parent, n_events, MIN_FILE_BYTES_PER_JET, f"writing {count_text(n_events)} jets to {out}")
 
 
 def _interleave(groups: list[list[ChunkSpec]]) -> Iterator[list[ChunkSpec]]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gansim.atomic import atomic_path
-from gansim.errors import GansimError
+from gansim.errors import GansimError, brief
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "gansim-train-state/1"
@@ -73,8 +73,8 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
         raise GansimError(f"checkpoint file not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file
-        raise GansimError(f"{path}: not a readable gansim checkpoint ({exc.__class__.__name__})") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or not a torch file: torch raises many types
+        raise GansimError(f"{path}: not a readable gansim checkpoint (truncated or damaged? {brief(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise GansimError(f"{path}: not a gansim training checkpoint (format {STATE_FORMAT} expected)")
     return state

@@ -11,6 +11,18 @@ from gansim.paths import refuse_overwrite
 from gansim.train.checkpoint import load_state, resolve_checkpoint
 
 
+def _check_out(out: Path) -> None:
+    """An existing --out is replaced only when it is a generator artefact (an earlier export), never another file:
+    a checkpoint of the run, the training data or anything else of the user's."""
+    from gansim.models.artifact import is_generator_file
+
+    if out.is_dir():
+        raise GansimError(f"--out {out} is a directory; give a file name such as {out / 'generator.pt'}")
+    if out.exists() and not is_generator_file(out):
+        raise GansimError(f"--out {out} exists and is not a gansim generator artefact; export replaces only "
+                          "earlier exports: remove it or choose another name")
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> tuple[Path, dict[str, Any]]:
     """Write the generator of CHECKPOINT (state.pt, its directory, or a run directory → latest) to `out`.
 
@@ -21,6 +33,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = T
 
     state_path = resolve_checkpoint(checkpoint)
     refuse_overwrite(out, state_path)
+    _check_out(Path(out))
     state = load_state(state_path)
     if not isinstance(state.get("config"), dict):
         raise GansimError(f"{state_path}: the checkpoint holds no config (not written by gansim train)")

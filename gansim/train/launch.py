@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from gansim.config import Config, config_from_dict
+from gansim.config import Config, check_replaceable, config_from_dict
 from gansim.errors import GansimError
 from gansim.train.checkpoint import CKPT_PREFIX, STATE_FILE, check_resumable, latest_checkpoint, load_state
 
@@ -87,21 +88,24 @@ def _check_resources(cfg: Config) -> None:
                           f"the Ray cluster has {total.get('CPU', 0):g} (lower train.cpus_per_worker)")
 
 
-# What a training run writes into <out>/<run.name>/ (gansim's checkpoints and Ray Train's run state); --fresh
-# removes these and nothing else, so a run directory that holds user files keeps them.
-TRAINING_OUTPUTS = (f"{CKPT_PREFIX}*", "checkpoint_manager_snapshot.json", ".validate_storage_marker")
+# What a training run writes into <out>/<run.name>/: gansim's checkpoint directories (checkpoint_name: epoch with
+# at least 6 digits) and Ray Train's run-state files. --fresh removes these and nothing else, so a run directory
+# that holds user files (even one named checkpoint_epoch_notes.txt) keeps them.
+CHECKPOINT_DIR = re.compile(rf"{CKPT_PREFIX}[0-9]{{6,}}")
+RAY_RUN_FILES = ("checkpoint_manager_snapshot.json", ".validate_storage_marker")
 
 
 def remove_training_outputs(exp: Path) -> int:
-    """Delete what training wrote in exp (see TRAINING_OUTPUTS); returns the number of entries removed."""
+    """Delete what training wrote in exp (checkpoint directories, Ray's run files); returns the entries removed."""
     n = 0
-    for pattern in TRAINING_OUTPUTS:
-        for p in exp.glob(pattern):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            n += 1
+    for p in sorted(exp.iterdir()) if exp.is_dir() else ():
+        if p.is_dir() and not p.is_symlink() and CHECKPOINT_DIR.fullmatch(p.name):
+            shutil.rmtree(p)
+        elif p.name in RAY_RUN_FILES and p.is_file():
+            p.unlink()
+        else:
+            continue
+        n += 1
     with contextlib.suppress(OSError):
         exp.rmdir()  # only when nothing else is left
     return n
@@ -131,6 +135,9 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
     cfg = resolve_paths(cfg)
     check_inputs(cfg)
     out = Path(cfg.run.out_dir)
+    if out.exists() and not out.is_dir():
+        raise GansimError(f"run.out_dir (--out) {out} is a file, not a directory")
+    check_replaceable(out / "config.yaml")  # before --fresh removes anything
     exp = experiment_dir(cfg, storage_path)
     if not resume and exp.exists():
         removed = remove_training_outputs(exp)

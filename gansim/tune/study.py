@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gansim.config import Config
-from gansim.errors import GansimError
+from gansim.errors import GansimError, brief
 from gansim.tune.driver import METRIC
 from gansim.tune.space import SearchSpace
 
@@ -72,8 +72,30 @@ def make_storage(spec: str | None, out: Path) -> tuple[Any, str]:
     path = Path(spec).expanduser().resolve() if spec else (out / JOURNAL).resolve()
     if path.is_dir():
         raise GansimError(f"--storage {spec}: is a directory; give a journal file path or an RDB URL")
+    _check_journal(path, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path))), str(path)
+    try:
+        return JournalStorage(JournalFileBackend(str(path))), str(path)
+    except (UnicodeDecodeError, ValueError) as exc:  # a journal damaged after its first line
+        raise GansimError(f"--storage {spec or path}: damaged Optuna journal ({brief(exc)})") from None
+
+
+def _check_journal(path: Path, spec: str | None) -> None:
+    """An existing journal file must be one (JSON lines with op codes): Optuna would append to anything else,
+    e.g. a SQLite database given without sqlite:///, and corrupt it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    if first.startswith(b"SQLite format 3\x00"):
+        raise GansimError(f"--storage {spec}: is an SQLite database; use --storage sqlite:///{path}")
+    try:
+        record = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise GansimError(f"--storage {spec}: exists and is not an Optuna journal file; give a new file name, "
+                          "the journal of an earlier study, or an RDB URL")
 
 
 def default_concurrency(resources: dict[str, float], workers: int, cpus_per_worker: float, gpus_per_trial: float,
