@@ -116,12 +116,17 @@ def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> 
         assert n is not None
         if n == 0:
             raise SchemaError(f"{path}: contains no events")
+        virtual = any(f[k.name].is_virtual for k in kind.keys)
+        if virtual:  # every source present and openable at once: HDF5 would otherwise read fill values silently
+            from gansim.data.vds import check_virtual
+
+            check_virtual(path, f)
         if scan:
             _scan_values(f, kind, path)
         rng, means, empty = kind.summary(f, n)
         return Summary(path=str(path), format=kind.name, n_events=n, energy_range=rng, layer_mean=means,
                        layer_sparsity=empty, attrs={k: _plain(v) for k, v in f.attrs.items()},
-                       virtual=any(f[k.name].is_virtual for k in kind.keys))
+                       virtual=virtual)
 
 
 def _plain(v: Any) -> Any:
