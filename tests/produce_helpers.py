@@ -54,6 +54,67 @@ def mpi_cmd(n: int, *args: str) -> list[str]:
     return [exe, "--oversubscribe", "-n", str(n), sys.executable, "-m", "gansim.cli", *args]
 
 
+MPI_VARS = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "PYTHONUNBUFFERED": "1",
+            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+
+
 def mpi_env() -> dict[str, str]:
-    return {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+    return {**os.environ, **MPI_VARS, "OMP_NUM_THREADS": "1"}
+
+
+# -- fault injection through gansim.produce.hooks (no environment variable is read by production code) -----------
+
+def install_fault(spec: str) -> None:
+    """Add a hook for one fault: kill:RANK:N (SIGKILL while committing that rank's (N+1)-th chunk, its file written
+    under the temporary name), raise:RANK:N (an error when that rank starts its (N+1)-th chunk, inside the chunk
+    loop), crash:RANK (an error on that rank after its chunk loop, outside every agreed path), enospc:RANK:N (the
+    (N+1)-th commit fails with errno 28)."""
+    import errno
+    import signal
+
+    from gansim.produce import hooks
+
+    kind, rank, *rest = spec.split(":")
+    n = int(rest[0]) if rest else 0
+    started = {"chunks": 0}
+
+    def hook(event: str, **info: object) -> None:
+        if info.get("rank", -1) != int(rank):
+            return
+        if kind == "kill" and event == "commit" and info["written"] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "raise" and event == "chunk":
+            started["chunks"] += 1
+            if started["chunks"] == n + 1:
+                raise RuntimeError(f"injected failure in chunk {info['chunk']}")
+        if kind == "crash" and event == "finish":
+            raise RuntimeError("injected crash after the chunk loop")
+        if kind == "enospc" and event == "commit" and info["written"] == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    hooks.HOOKS.append(hook)
+
+
+def fault_cmd(spec: str, *args: str) -> list[str]:
+    """`python -m tests.produce_helpers SPEC gansim-args...`: the CLI with one fault installed."""
+    return [sys.executable, "-m", "tests.produce_helpers", spec, *args]
+
+
+def mpi_fault_cmd(n: int, spec: str, *args: str) -> list[str]:
+    exe = mpiexec()
+    assert exe is not None
+    return [exe, "--oversubscribe", "-n", str(n), *fault_cmd(spec, *args)]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment with thread-count variables removed (torch picks its default), tests/ importable."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {**env, **extra}
+
+
+if __name__ == "__main__":
+    install_fault(sys.argv[1])
+    from gansim.cli import main
+
+    sys.exit(main(sys.argv[2:]))
