@@ -455,7 +455,8 @@ def _finish(run: Run, plan: Plan, manifest: dict[str, Any], attrs: dict[str, Any
     except OSError as exc:
         return {"error": f"cannot save {run.out / MANIFEST} ({exc.strerror or exc}); the chunk files are valid - "
                          "free space, then rerun the same command to resume"}
-    errors = [t["error"] for t in all_totals if t.get("error")]
+    errors = [f"rank {t['rank']}: {t['error']}" if len(all_totals) > 1 else t["error"]
+              for t in all_totals if t.get("error")]
     n_done = len(manifest["chunks"])
     events_done = committed_events(manifest)
     for t in all_totals:
