@@ -92,10 +92,9 @@ FLAGS = (("generator", "produce.generator"), ("events", "produce.events"), ("out
 
 
 def run(args: argparse.Namespace) -> int:
+    from gansim.config import MAX_EVENTS
     from gansim.errors import GansimError
     from gansim.produce.run import AgreedError, Run, produce
-
-    from gansim.config import MAX_EVENTS
 
     if args.events is not None and args.events > MAX_EVENTS:  # say it in the user's terms, not as a 100-digit int
         raise GansimError(f"--events {args.events:.3g} is above the maximum {MAX_EVENTS:.0e} events per production "
