@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -118,3 +119,43 @@ if __name__ == "__main__":
     from gansim.cli import main
 
     sys.exit(main(sys.argv[2:]))
+
+
+def synthetic_run(out: Path, chunks: int, per_chunk: int, files_per_dir: int, compression: str = "none") -> Any:
+    """A complete shards run of `chunks` tiny chunk files written by the real writer, manifest and index code, with
+    cheap known values instead of a generator: every value of event i is i + 1 (so a fill value can never pass)."""
+    import gansim.produce.writer as writer
+    from gansim.produce.layout import build_index
+    from gansim.produce.manifest import new_manifest, save_manifest
+    from gansim.produce.plan import Plan
+
+    plan = Plan(kind="calo", particle="eplus", events=chunks * per_chunk, chunk_size=per_chunk, seed=0,
+                condition="uniform:1,100", condition_sha256="", batch_size=per_chunk, layout="shards",
+                dtype="float32", precision="lossless", compression=compression, h5_rows=256,
+                files_per_dir=files_per_dir, generator_sha256="synthetic", device_type="cpu", amp=False, compile=False)
+    manifest = new_manifest(plan, {"sha256": "synthetic"}, {})
+    real_fsync, writer.fsync_path = writer.fsync_path, lambda path: None  # thousands of fsyncs: not what is tested
+    try:
+        _synthetic_chunks(out, plan, manifest, chunks)
+    finally:
+        writer.fsync_path = real_fsync
+    manifest["complete"] = True
+    save_manifest(out, manifest)
+    build_index(out, plan, {"particle": "eplus"})
+    return plan
+
+
+def _synthetic_chunks(out: Path, plan: Any, manifest: dict[str, Any], chunks: int) -> None:
+    from gansim.produce.storage import block_digest, keys_for
+    from gansim.produce.writer import _OpenChunk
+
+    for k in range(chunks):
+        start, stop = plan.chunk_range(k)
+        ids = np.arange(start + 1, stop + 1, dtype=np.float32)
+        block = {key: np.broadcast_to(ids.reshape(-1, *([1] * len(shape))), (stop - start, *shape)).copy()
+                 for key, shape in keys_for("calo").items()}
+        chunk = _OpenChunk(out, plan, k)
+        chunk.append(0, {key: (None, block_digest(a), a) for key, a in block.items()})
+        sha, nbytes = chunk.commit({"chunk": k, "start": start, "events": stop - start, "plan_id": plan.plan_id()})
+        manifest["chunks"][str(k)] = {"chunk": k, "events": stop - start, "sha256": sha, "bytes": nbytes, "rank": 0,
+                                      "file": str(chunk.final.relative_to(out))}

@@ -23,7 +23,7 @@ def source_files(path: Path, f: h5py.File) -> tuple[list[Path], int]:
     subdirectories included, a whole-dataset read opens). Nested VDS are followed. GansimError naming the first
     source file that does not exist."""
     seen: dict[Path, None] = {}
-    memo: dict[Path, list[Path]] = {}
+    indices: set[Path] = set()
 
     def walk(vpath: Path, vfile: h5py.File) -> None:
         for name in vfile:
@@ -31,25 +31,23 @@ def source_files(path: Path, f: h5py.File) -> tuple[list[Path], int]:
             if not isinstance(ds, h5py.Dataset) or not ds.is_virtual:
                 continue
             for m in ds.virtual_sources():
-                src = Path(m.file_name)
-                src = (vpath.parent / src) if m.file_name != "." and not src.is_absolute() else \
-                    (vpath if m.file_name == "." else src)
-                src = src.resolve()
-                if src in seen or src == vpath.resolve():
+                src = vpath if m.file_name == "." else Path(m.file_name)
+                src = (src if src.is_absolute() else vpath.parent / src).resolve()
+                if src in seen or src in indices or src == vpath.resolve():
                     continue
                 if not src.is_file():
                     raise GansimError(f"{path}: source file {src} of virtual dataset '{name}' is missing; HDF5 would "
                                       "read its events as fill values (NaN)")
-                if src not in memo:
-                    memo[src] = []
-                    with h5py.File(src, "r") as sf:
-                        if any(isinstance(sf[n], h5py.Dataset) and sf[n].is_virtual for n in sf):
-                            walk(src, sf)  # an index of a subdirectory: follow it
-                            continue
+                with h5py.File(src, "r") as sf:
+                    nested = any(isinstance(sf[n], h5py.Dataset) and sf[n].is_virtual for n in sf)
+                    if nested:  # the index of a subdirectory: follow it
+                        indices.add(src)
+                        walk(src, sf)
+                        continue
                 seen[src] = None
 
     walk(Path(path), f)
-    return list(seen), len(memo)
+    return list(seen), len(seen) + len(indices)
 
 
 def ensure_open_files(needed: int, what: str) -> int:
@@ -60,10 +58,10 @@ def ensure_open_files(needed: int, what: str) -> int:
     if soft == resource.RLIM_INFINITY or soft >= want:
         return soft if soft != resource.RLIM_INFINITY else 1 << 30
     if hard != resource.RLIM_INFINITY and hard < want:
-        raise GansimError(f"{what} maps {needed:,} source files, which HDF5 may need open at once, but this process "
-                          f"may open at most {hard:,} files (ulimit -n hard limit); HDF5 would silently read the "
-                          f"rest as fill values. Raise the limit (ulimit -n {want}), or read a production run "
-                          "with gansim.open_dataset(DIR), which holds only a few files open")
+        raise GansimError(f"reading all of {what} at once needs {needed:,} open files, but this process may open "
+                          f"at most {hard:,} (ulimit -n hard limit) and HDF5 would silently read the rest as fill "
+                          f"values. Raise the limit (ulimit -n {want}), or read a production run with "
+                          "gansim.open_dataset(DIR), which holds only a few files open")
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return want
 
@@ -71,5 +69,6 @@ def ensure_open_files(needed: int, what: str) -> int:
 def check_virtual(path: Path, f: h5py.File) -> int:
     """Before reading a virtual file: all sources present and openable together; returns the number of sources."""
     leaves, files = source_files(path, f)
-    ensure_open_files(files, str(path))
+    nested = f" + {files - len(leaves):,} nested indices" if files > len(leaves) else ""
+    ensure_open_files(files, f"{path} ({len(leaves):,} source files{nested})")
     return len(leaves)
