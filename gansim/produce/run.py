@@ -76,7 +76,7 @@ def condition_spec(run: Run, art: Any) -> Any:
     energy = c.energy or None
     trained = art.condition_range
     if energy is None and not c.energy_file and trained is not None and art.kind.name == "calo":
-        energy = f"uniform:{trained[0]:g},{trained[1]:g}"  # default: the range the generator was trained on
+        energy = f"uniform:{trained[0]!r},{trained[1]!r}"  # default: the training range (full precision)
     spec = art.kind.condition_spec(energy, Path(c.energy_file) if c.energy_file else None,
                                    c.signal_fraction if c.signal_fraction >= 0 else None)
     bounds = getattr(spec, "bounds", None)
