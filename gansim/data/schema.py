@@ -55,6 +55,10 @@ def open_h5(path: str | Path) -> h5py.File:
         raise SchemaError(f"{path}: is a directory (for a production run pass {path}/dataset.h5)")
     if not h5py.is_hdf5(path):
         raise SchemaError(f"{path}: not an HDF5 file")
+    try:  # registers the zstd / blosc filters that `gansim produce --compression zstd` files use
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
     try:
         return h5py.File(path, "r")
     except OSError as exc:
