@@ -269,7 +269,7 @@ def _stored_other(out: Path, cells: tuple[str, ...]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("section", choices=("throughput", "mpi", "storage", "device"))
+    ap.add_argument("section", nargs="?", default="throughput", choices=("throughput", "mpi", "storage", "device"))
     ap.add_argument("--device", default="cpu", help="device: cpu or cuda")
     ap.add_argument("--size", default="full calogan (latent 1024, 64 ch)", choices=list(SIZES))
     ap.add_argument("--batches", default="4096,16384,65536", help="device: batch sizes")

@@ -67,7 +67,8 @@ def mpi_env() -> dict[str, str]:
 
 def install_fault(spec: str) -> None:
     """Add a hook for one fault: kill:RANK:N (SIGKILL while committing that rank's (N+1)-th chunk, its file written
-    under the temporary name), raise:RANK:N (an error when that rank starts its (N+1)-th chunk, inside the chunk
+    under the temporary name), killchunk:RANK:N (SIGKILL when that rank starts its (N+1)-th chunk; any layout),
+    raise:RANK:N (an error when that rank starts its (N+1)-th chunk, inside the chunk
     loop), crash:RANK (an error on that rank after its chunk loop, outside every agreed path), enospc:RANK:N (the
     (N+1)-th commit fails with errno 28)."""
     import errno
@@ -84,8 +85,10 @@ def install_fault(spec: str) -> None:
             return
         if kind == "kill" and event == "commit" and info["written"] == n:
             os.kill(os.getpid(), signal.SIGKILL)
-        if kind == "raise" and event == "chunk":
+        if kind in ("raise", "killchunk") and event == "chunk":
             started["chunks"] += 1
+            if started["chunks"] == n + 1 and kind == "killchunk":
+                os.kill(os.getpid(), signal.SIGKILL)
             if started["chunks"] == n + 1:
                 raise RuntimeError(f"injected failure in chunk {info['chunk']}")
         if kind == "crash" and event == "finish":
