@@ -166,16 +166,26 @@ class ProduceConfig:
                               "the generator's training range)")
     energy_file: str = _f("", help="calo: resample incident energies from an HDF5/.npy/text file (GeV)")
     signal_fraction: float = _f(-1.0, lo=-1.0, hi=1.0, help="jets: probability of label 1 (-1 = default 0.5)")
-    chunk_size: int = _f(100_000, lo=1, hi=10**9, help="events per chunk = per commit (and per shard file)")
-    batch_size: int = _f(1024, lo=1, hi=2**20, help="events per generator forward pass (part of the plan)")
-    layout: Literal["shards", "single"] = _f("shards", help="shards: file per chunk + virtual dataset.h5; "
-                                                            "single: one file with parallel HDF5")
+    chunk_size: int = _f(0, lo=0, hi=10**9, help="events per chunk = per commit and per chunk file (0 = auto: "
+                                                 "~2 GB files from the measured bytes/event)")
+    batch_size: int = _f(1024, lo=1, hi=2**20, help="events per generator forward pass (part of the plan: "
+                                                    "changing it changes the bytes)")
+    threads: int = _f(0, lo=0, hi=1024, help="generation + compression threads per rank (0 = OMP_NUM_THREADS or "
+                                             "this rank's share of the cores); never changes the bytes")
+    precision: str = _f("lossless", help="lossless | bits:M (M mantissa bits, relative error <= 2^-(M+1)) | "
+                                         "quantum:Q (cells rounded to a power-of-two quantum <= Q, file units)")
+    layout: Literal["shards", "single"] = _f("shards", help="shards: chunk files in fan-out directories + "
+                                                            "dataset.h5 index; single: one file with parallel HDF5")
     dtype: Literal["float32", "float16"] = _f("float32", help="on-disk type of cells / pixels")
-    compression: Literal["gzip", "lzf", "zstd", "blosc-lz4", "none"] = _f("gzip", help="HDF5 filter")
+    compression: Literal["gzip", "lzf", "zstd", "blosc-lz4", "none"] = _f("gzip", help="HDF5 filter (with byte "
+                                                                                      "shuffle); zstd is smallest")
     device: str = _f("cpu", help="cpu, cuda, or auto (cuda when the rank sees a GPU)")
     amp: bool = _f(False, help="autocast inference (float16 on GPU, bfloat16 on CPU)")
     compile: bool = _f(False, help="torch.compile the generator (GPU, long runs)")
     overlap: bool = _f(True, help="write chunks in a background thread while the next is generated")
+    target_file_gb: float = _f(2.0, lo=1e-6, hi=1000.0, help="chunk-file size that chunk_size=0 aims at (GB)")
+    files_per_dir: int = _f(1000, lo=1, hi=100_000, help="chunk files per subdirectory of chunks/ (and per VDS "
+                                                         "index)")
 
 
 @dataclass(kw_only=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from gansim.produce.conditioning import load_energy_file, parse_energy
 from gansim.produce.plan import Plan, assign_chunks
 from gansim.produce.run import make_run, produce
 from gansim.produce.verify import deep_verify
-from tests.produce_helpers import chunk_sums, make_generator, read_all
+from tests.produce_helpers import REPO, chunk_sums, clean_env, fault_cmd, make_generator, read_all
 
 N, C = 2500, 1000  # 3 chunks, the last one shorter
 
@@ -46,8 +45,8 @@ def opts(gen: Path, out: Path, **kw: object) -> Any:
 def plan(**kw: object) -> Plan:
     base = {"kind": "calo", "particle": "eplus", "events": 10, "chunk_size": 4, "seed": 1,
             "condition": "uniform:1,100", "condition_sha256": "", "batch_size": 2, "layout": "shards",
-            "dtype": "float32", "compression": "gzip", "generator_sha256": "x", "device_type": "cpu", "amp": False,
-            "compile": False}
+            "dtype": "float32", "precision": "lossless", "compression": "gzip", "h5_rows": 256, "files_per_dir": 1000,
+            "generator_sha256": "x", "device_type": "cpu", "amp": False, "compile": False}
     base.update(kw)
     return Plan(**base)  # type: ignore[arg-type]
 
@@ -154,7 +153,7 @@ def test_inspect_deep_cli(reference: Path, capsys: pytest.CaptureFixture[str]) -
 def test_deep_verify_detects_corruption(reference: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(reference, bad)
-    with h5py.File(bad / "chunks" / "chunk_000002.h5", "r+") as f:
+    with h5py.File(bad / "chunks" / "00000" / "chunk_00000002.h5", "r+") as f:
         f["layer_2"][3, 0, 0] += 1.0
     with pytest.raises(GansimError, match="chunk 2: checksum mismatch"):
         deep_verify(bad / "dataset.h5")
@@ -162,16 +161,17 @@ def test_deep_verify_detects_corruption(reference: Path, tmp_path: Path) -> None
 
 def test_kill_then_resume_is_identical(reference: Path, gen: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "gansim.cli", "produce", "-g", str(gen), "--events", str(N), "--chunk-size",
-           str(C), "--batch-size", "256", "--seed", "5", "--out", str(out), "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GANSIM_FAULT": "kill:0:1"})
+    cmd = fault_cmd("kill:0:1", "produce", "-g", str(gen), "--events", str(N), "--chunk-size", str(C), "--batch-size",
+                    "256", "--seed", "5", "--out", str(out), "--no-progress")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), cwd=REPO)
     assert proc.returncode == -9, proc.stderr
-    names = sorted(p.name for p in (out / "chunks").iterdir())
-    assert names[-1] == "chunk_000000.h5" and len(names) == 2 and names[0].endswith(".tmp")  # + a half-written one
+    names = sorted(p.name for p in (out / "chunks" / "00000").iterdir())
+    # chunk 0 committed, chunk 1 fully written under its temporary name when the process died
+    assert names[-1] == "chunk_00000000.h5" and len(names) == 2 and names[0].endswith(".tmp")
     assert not (out / "dataset.h5").exists()
     res = produce(opts(gen, out))
     assert res["made"] == N - C  # only the missing chunks were made
-    assert not list((out / "chunks").glob(".*.tmp"))
+    assert not list((out / "chunks").glob("*/.*.tmp"))
     assert chunk_sums(out) == chunk_sums(reference)
     a, b = read_all(out / "dataset.h5"), read_all(reference / "dataset.h5")
     assert all(np.array_equal(a[k], b[k]) for k in b)
@@ -185,28 +185,21 @@ def test_different_parameters_refused_unless_overwrite(reference: Path, gen: Pat
     with pytest.raises(GansimError, match=r"different production run \(seed: 5 -> 6\).*--overwrite"):
         produce(opts(gen, out, seed=6))
     res = produce(opts(gen, out, seed=6, events=1200, overwrite=True))
-    assert res["events"] == 1200 and len(list((out / "chunks").glob("chunk_*.h5"))) == 2
+    assert res["events"] == 1200 and len(list((out / "chunks").glob("*/chunk_*.h5"))) == 2
 
 
-def test_out_of_space_stops_cleanly_and_resumes(reference: Path, gen: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import gansim.produce.writer as writer
+def test_out_of_space_stops_cleanly_and_resumes(reference: Path, gen: Path, tmp_path: Path) -> None:
+    from gansim.produce import hooks
+    from tests.produce_helpers import install_fault
 
-    real = writer.write_chunk_file
-    calls = {"n": 0}
-
-    def full_disk(out_dir, k, arrays, p, attrs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] >= 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(out_dir, k, arrays, p, attrs)
-
-    monkeypatch.setattr(writer, "write_chunk_file", full_disk)
+    install_fault("enospc:0:1")  # the second commit fails with errno 28
     out = tmp_path / "full"
-    with pytest.raises(GansimError, match=r"chunk 1 .*No space left on device.*rerun the same command.*1/3 chunks"):
-        produce(opts(gen, out))
-    assert [p.name for p in (out / "chunks").iterdir()] == ["chunk_000000.h5"]
-    monkeypatch.setattr(writer, "write_chunk_file", real)
+    try:
+        with pytest.raises(GansimError, match=r"chunk 1 .*No space left on device.*1/3 chunks.*rerun the same command"):
+            produce(opts(gen, out))
+    finally:
+        hooks.HOOKS.clear()
+    assert [p.name for p in (out / "chunks" / "00000").iterdir()] == ["chunk_00000000.h5"]
     produce(opts(gen, out))
     assert chunk_sums(out) == chunk_sums(reference)
 
@@ -225,7 +218,7 @@ def test_dry_run_writes_nothing(gen: Path, tmp_path: Path, capsys: pytest.Captur
     res = produce(opts(gen, out, events=10**9, chunk_size=100_000, dry_run=True))
     assert not out.exists()
     text = capsys.readouterr().out
-    assert "10,000 x 100,000 events" in text and "B/event measured" in text and "wall time" in text
+    assert "10,000 chunk files of 100,000 events" in text and "B/event measured" in text and "wall time" in text
     assert res["chunks"] == 10_000 and 100 < res["bytes_per_event"] < 3000 and res["events_per_s"] > 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gansim.produce.run import make_run, produce
-from tests.produce_helpers import chunk_sums, make_generator, mpi_cmd, mpi_env, mpiexec, read_all
+from tests.produce_helpers import REPO, chunk_sums, make_generator, mpi_cmd, mpi_env, mpi_fault_cmd, mpiexec, read_all
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")]
 
@@ -47,11 +47,12 @@ def test_killed_rank_then_resume_with_two_ranks(tmp_path: Path) -> None:
     gen = make_generator(tmp_path / "g.pt")
     ref = reference(gen, tmp_path / "one", 5000, 700)
     out = tmp_path / "killed"
-    # rank 1 SIGKILLs itself while writing its second chunk; the launcher then takes the job down
-    proc = run(3, *args(gen, out, 5000, 700), env={**mpi_env(), "GANSIM_FAULT": "kill:1:1"})
+    # rank 1 SIGKILLs itself while committing its second chunk; the launcher then takes the job down
+    proc = subprocess.run(mpi_fault_cmd(3, "kill:1:1", *args(gen, out, 5000, 700)), capture_output=True, text=True,
+                          env={**mpi_env(), "PYTHONPATH": str(REPO)}, cwd=REPO, timeout=240)
     assert proc.returncode != 0
     assert not (out / "dataset.h5").exists()
-    left = sorted(int(p.stem.split("_")[1]) for p in (out / "chunks").glob("chunk_*.h5"))
+    left = sorted(int(p.stem.split("_")[1]) for p in (out / "chunks").glob("*/chunk_*.h5"))
     assert 1 <= len(left) < 8
     proc = run(2, *args(gen, out, 5000, 700))
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,7 +11,7 @@ import pytest
 
 from gansim.produce.run import make_run, produce
 from gansim.produce.verify import deep_verify
-from tests.produce_helpers import make_generator, mpi_cmd, mpi_env, mpiexec, read_all
+from tests.produce_helpers import REPO, chunk_sums, make_generator, mpi_cmd, mpi_env, mpi_fault_cmd, mpiexec, read_all
 
 pytestmark = [pytest.mark.phdf5, pytest.mark.mpi,
               pytest.mark.skipif(not h5py.get_config().mpi, reason="h5py without MPI (bash cluster/setup_phdf5.sh)"),
@@ -52,3 +52,48 @@ def test_single_file_parallel_hdf5_matches_shards(setup: tuple[Path, dict[str, n
     again = subprocess.run(mpi_cmd(ranks, *args(gen, out, "--layout", "single", "--compression", compression)),
                            capture_output=True, text=True, env=mpi_env(), timeout=300)
     assert again.returncode == 0 and "(0 made now" in again.stdout, again.stderr[-2000:]
+
+
+def test_single_file_killed_mid_run_resumes_and_verifies(setup: tuple[Path, dict[str, np.ndarray]],
+                                                         tmp_path: Path) -> None:
+    gen, ref = setup
+    out = tmp_path / "killed"
+    cli = args(gen, out, "--layout", "single", "--compression", "gzip")
+    # rank 1 is SIGKILLed as it starts its third chunk: rounds 1 and 2 are flushed and committed
+    proc = subprocess.run(mpi_fault_cmd(2, "killchunk:1:2", *cli), capture_output=True, text=True,
+                          env={**mpi_env(), "PYTHONPATH": str(REPO)}, cwd=REPO, timeout=300)
+    assert proc.returncode != 0 and (out / "dataset.h5").exists()
+    again = subprocess.run(mpi_cmd(2, *cli), capture_output=True, text=True, env=mpi_env(), timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    data = read_all(out / "dataset.h5")
+    assert all(np.array_equal(data[k], ref[k]) for k in ref)
+    assert deep_verify(out / "dataset.h5")["chunks_verified"] == 7
+
+
+def test_single_file_full_disk_keeps_commits_and_says_how_to_resume(setup: tuple[Path, dict[str, np.ndarray]],
+                                                                    tmp_path: Path) -> None:
+    import json
+    import uuid
+
+    gen, ref = setup
+    mnt = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        out = mnt / "prod"
+        cli = args(gen, out, "--layout", "single", "--compression", "none")  # 3100 x 2 KB = 6.3 MB > 3 MB
+        proc = subprocess.run(mpi_cmd(2, *cli), capture_output=True, text=True, env=mpi_env(), timeout=300)
+        assert proc.returncode != 0
+        assert "No space left on device" in proc.stderr and "rerun the same command" in proc.stderr, proc.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        assert not m["complete"]
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        again = subprocess.run(mpi_cmd(2, *cli), capture_output=True, text=True, env=mpi_env(), timeout=300)
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+        assert deep_verify(out / "dataset.h5")["chunks_verified"] == 7
+        data = read_all(out / "dataset.h5")
+        assert all(np.array_equal(data[k], ref[k]) for k in ref)
+        assert chunk_sums(out)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

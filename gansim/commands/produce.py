@@ -13,18 +13,21 @@ Generate events with an exported generator (gansim export) and write them as one
   gansim produce --generator gen.pt --events 1e6 --out runs/prod
   mpiexec -n 4 gansim produce --generator gen.pt --events 1e9 --out /scratch/prod      (srun works too)
 
-The event space is cut into chunks of --chunk-size events; chunk k is seeded by (--seed, k) only and the
-chunks are dealt round-robin to the ranks, so the dataset is byte-identical for any number of ranks and
-after any restart. Layout 'shards' (default) writes DIR/chunks/chunk_NNNNNN.h5 (one compressed file per
-chunk, committed atomically) and DIR/dataset.h5, which presents all chunks as one file through HDF5
-virtual datasets (energy, layer_0, layer_1, layer_2, overflow; or image, signal) readable by plain h5py:
+The event space is cut into chunks; chunk k's conditions come from (--seed, k), its latents from (--seed,
+event block), and every micro-batch of --batch-size events is generated with one intra-op thread (several in
+flight on a thread pool), so the bytes depend on the plan alone: not on ranks, threads, cores or restarts
+(README: "What makes the bytes identical"). Layout 'shards' (default) writes GB-scale chunk files in fan-out
+directories DIR/chunks/DDDDD/chunk_KKKKKKKK.h5 (committed atomically), one VDS index per directory and
+DIR/dataset.h5 over them, readable by plain h5py (read in slices; see the README on open-file limits):
 
-  import h5py; f = h5py.File("DIR/dataset.h5"); f["layer_0"].shape      # (N, 3, 96)
+  import h5py; f = h5py.File("DIR/dataset.h5"); f["layer_0"][:1000]          # (1000, 3, 96)
+  import gansim; ds = gansim.open_dataset("DIR"); ds["layer_0"][:1000]        # any size, few files open
 
 Layout 'single' writes one shared DIR/dataset.h5 collectively with parallel HDF5 (h5py built with MPI,
-see cluster/setup_phdf5.sh). DIR/manifest.json records the plan, committed chunks and their sha256;
-re-running the same command resumes, a different one on the same DIR is refused (--overwrite replaces
-it). `gansim inspect DIR/dataset.h5 --deep` validates the data and checks every chunk's checksum.
+see cluster/setup_phdf5.sh). DIR/manifest.json records the plan, the environment that fixes the bytes,
+committed chunks and their sha256; re-running the same command resumes, a different one on the same DIR is
+refused (--overwrite replaces it). `gansim inspect DIR/dataset.h5 --deep` checks every chunk's checksum.
+--dry-run prints files, directories, bytes, inodes and wall time per rank count, measured here.
 """
 
 
@@ -50,9 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="jet generators: probability that an event is signal (label 1); default 0.5")
     p.add_argument("--seed", type=int, default=None, help="production seed; chunk k uses (seed, k) (default 0)")
     p.add_argument("--chunk-size", type=count_type("chunk-size"), default=None, metavar="C",
-                   help="events per chunk = per shard file and per commit (default 100000)")
+                   help="events per chunk = per chunk file and per commit (default: auto, ~2 GB files from the "
+                        "bytes/event measured on the run's first events)")
     p.add_argument("--batch-size", type=count_type("batch-size"), default=None, metavar="B",
                    help="events per generator forward pass (default 1024; part of the plan)")
+    p.add_argument("--precision", default=None, metavar="SPEC",
+                   help="lossless (default) | bits:M (keep M mantissa bits: relative error <= 2^-(M+1)) | "
+                        "quantum:Q (round cells to a power-of-two quantum <= Q in MeV / GeV: error <= Q/2)")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="generation + compression threads per rank (default: OMP_NUM_THREADS or this rank's share "
+                        "of the cores); never changes the bytes")
     p.add_argument("--layout", choices=("shards", "single"), default=None,
                    help="shards: file per chunk + virtual dataset.h5 (default); single: one file, parallel HDF5")
     p.add_argument("--dtype", choices=("float32", "float16"), default=None,
@@ -76,20 +86,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 FLAGS = (("generator", "produce.generator"), ("events", "produce.events"), ("out", "produce.out"),
          ("energy", "produce.energy"), ("energy_file", "produce.energy_file"),
          ("signal_fraction", "produce.signal_fraction"), ("seed", "produce.seed"), ("chunk_size", "produce.chunk_size"),
-         ("batch_size", "produce.batch_size"), ("layout", "produce.layout"), ("dtype", "produce.dtype"),
+         ("batch_size", "produce.batch_size"), ("precision", "produce.precision"), ("threads", "produce.threads"),
+         ("layout", "produce.layout"), ("dtype", "produce.dtype"),
          ("compression", "produce.compression"), ("device", "produce.device"), ("overlap", "produce.overlap"))
 
 
 def run(args: argparse.Namespace) -> int:
+    from gansim.config import MAX_EVENTS
     from gansim.errors import GansimError
-    from gansim.produce.run import Run, produce
+    from gansim.produce.run import AgreedError, Run, produce
 
+    if args.events is not None and args.events > MAX_EVENTS:  # say it in the user's terms, not as a 100-digit int
+        raise GansimError(f"--events {args.events:.3g} is above the maximum {MAX_EVENTS:.0e} events per production "
+                          "(a 1e15-event plan is ~1 EB of showers); split it into runs with different --seed")
     extra = [f"{key}={getattr(args, flag)}" for flag, key in FLAGS if getattr(args, flag) is not None]
     extra += [f"produce.{flag}=true" for flag in ("amp", "compile") if getattr(args, flag)]
     cfg = config_from_args(args, extra).produce
     for what, value in (("--generator", cfg.generator), ("--out", cfg.out), ("--events", cfg.events)):
         if not value:
             raise GansimError(f"{what} is required (or set it in the config's produce section)")
-    produce(Run(cfg, dry_run=args.dry_run, overwrite=args.overwrite, progress=args.progress,
-                extrapolate=args.extrapolate, particle=args.particle))
+    try:
+        produce(Run(cfg, dry_run=args.dry_run, overwrite=args.overwrite, progress=args.progress,
+                    extrapolate=args.extrapolate, particle=args.particle))
+    except AgreedError as exc:
+        if exc.quiet:  # every rank failed together; rank 0 prints the one line
+            return 2
+        raise
     return 0

@@ -77,6 +77,10 @@ def open_h5(path: str | Path) -> h5py.File:
         raise SchemaError(f"{path}: is a directory (for a production run pass {path}/dataset.h5)")
     if not h5py.is_hdf5(path):
         raise SchemaError(f"{path}: not an HDF5 file")
+    try:  # registers the zstd / blosc filters that `gansim produce --compression zstd` files use
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -149,6 +153,11 @@ def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> 
         assert n is not None
         if n == 0:
             raise SchemaError(f"{path}: contains no events")
+        virtual = any(f[k.name].is_virtual for k in kind.keys)
+        if virtual:  # every source present and openable at once: HDF5 would otherwise read fill values silently
+            from gansim.data.vds import check_virtual
+
+            check_virtual(path, f)
         if scan:
             _scan_values(f, kind, path)
         try:
@@ -158,7 +167,7 @@ def validate(path: str | Path, expect: str | None = None, scan: bool = True) -> 
             raise
         return Summary(path=str(path), format=kind.name, n_events=n, energy_range=rng, layer_mean=means,
                        layer_sparsity=empty, attrs={k: _plain(v) for k, v in f.attrs.items()},
-                       virtual=any(f[k.name].is_virtual for k in kind.keys))
+                       virtual=virtual)
 
 
 def written_by_gansim(path: str | Path) -> bool:

@@ -1,60 +1,88 @@
-"""--dry-run: print the plan with sizes and times measured on a sample chunk; writes nothing."""
+"""--dry-run: the plan a site admin can check (files, directories, bytes, inodes, wall time per rank count, layout),
+with bytes/event and speed measured here on a sample of the run's own first events; writes nothing."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import h5py
+from gansim.produce.layout import CHUNK_DIR, DATASET, INDEX, n_dirs
+from gansim.produce.plan import Plan
+from gansim.produce.precision import parse_precision
 
-from gansim.produce.plan import Plan, assign_chunks
-from gansim.produce.storage import H5_CHUNK_EVENTS, filter_kwargs
-
-SAMPLE_EVENTS = 2048
+SAMPLE_EVENTS = 4096
+RANK_COUNTS = (1, 8, 64, 512, 4096)
 
 
 def measure(plan: Plan, sampler: Any, n: int) -> tuple[float, float]:
-    """(events/s of the generator on this rank, compressed bytes/event) from the first n events of chunk 0."""
+    """(events/s of generation + compression on this rank, stored bytes/event) on the run's first n events."""
+    from gansim.produce.run import measure_bytes
+
     sampler.generate(0, n=min(n, plan.batch_size))  # warm-up (allocations, lazy init, compile)
     t = time.perf_counter()
-    arrays = sampler.generate(0, n=n)
-    rate = n / (time.perf_counter() - t)
-    kw = filter_kwargs(plan.compression)
-    # an in-memory HDF5 file with the real filters and chunking measures the real compression ratio
-    with h5py.File(f"dryrun-{id(arrays)}.h5", "w", driver="core", backing_store=False) as f:
-        for key, a in arrays.items():
-            f.create_dataset(key, data=a, chunks=(min(n, H5_CHUNK_EVENTS), *a.shape[1:]), **kw)
-        f.flush()
-        size = f.id.get_filesize()
-    return rate, size / n
+    bpe = measure_bytes(sampler, n)
+    return n / (time.perf_counter() - t), bpe
+
+
+def wall_seconds(plan: Plan, rate: float, ranks: int) -> float:
+    """Wall time with `ranks` ranks at `rate` events/s each: the busiest rank makes ceil(chunks / ranks) chunks."""
+    per_rank = -(-plan.n_chunks // ranks)
+    return per_rank * plan.chunk_size / rate if plan.n_chunks > 1 else plan.events / rate
+
+
+def layout_lines(plan: Plan, bpe: float) -> list[str]:
+    if plan.layout == "single":
+        return [f"layout     single: one {DATASET} of {plan.events * bpe / 1e9:,.1f} GB written collectively "
+                f"(parallel HDF5), {plan.n_chunks:,} commit units of {plan.chunk_size:,} events",
+                "inodes     2 (dataset.h5, manifest.json)"]
+    dirs = n_dirs(plan)
+    files = plan.n_chunks
+    gb = plan.chunk_size * bpe / 1e9
+    return [f"layout     shards: {files:,} chunk files of {plan.chunk_size:,} events (~{gb:,.2f} GB each) in "
+            f"{dirs:,} directories {CHUNK_DIR}/00000..{dirs - 1:05d} of <= {plan.files_per_dir:,} files",
+            f"index      {dirs:,} x {CHUNK_DIR}/DDDDD/{INDEX} (each a VDS over <= {plan.files_per_dir:,} files) + "
+            f"{DATASET} over them; read with gansim.open_dataset(DIR) or h5py",
+            f"inodes     {files + 2 * dirs + 3:,} ({files:,} chunk files, {dirs:,} indices, {dirs:,} directories, "
+            f"{CHUNK_DIR}/, {DATASET}, manifest.json)"]
 
 
 def dry_run(run: Any, plan: Plan, sampler: Any, comm: Any) -> dict[str, Any]:
     size = comm.Get_size()
     if comm.Get_rank() != 0:
         return {}
-    n = min(plan.chunk_events(0), max(SAMPLE_EVENTS, plan.batch_size))
+    n = min(plan.chunk_events(0), SAMPLE_EVENTS)
     rate, bpe = measure(plan, sampler, n)
-    per_rank = [sum(plan.chunk_events(k) for k in assign_chunks(list(range(plan.n_chunks)), r, size))
-                for r in range(size)]
-    last = plan.chunk_events(plan.n_chunks - 1)
-    total_bytes = bpe * plan.events
-    seconds = max(per_rank) / rate
+    total = bpe * plan.events
+    counts = sorted({*RANK_COUNTS, size})
+    walls = {r: wall_seconds(plan, rate, r) for r in counts}
+    device = sampler.sampler.device
     lines = [
         f"plan       {plan.events:,} {plan.kind} events ({plan.particle}), seed {plan.seed}, conditions "
-        f"{plan.condition}",
-        f"chunks     {plan.n_chunks:,} x {plan.chunk_size:,} events (last {last:,}), batch {plan.batch_size}",
-        f"ranks      {size}; events per rank {min(per_rank):,} .. {max(per_rank):,}",
-        f"storage    layout {plan.layout}, {plan.dtype}, {plan.compression}: {bpe:,.0f} B/event measured on "
-        f"{n:,} events -> {total_bytes / 1e9:,.3f} GB",
-        f"speed      {rate:,.0f} events/s per rank on {sampler.sampler.device} (measured) -> about "
-        f"{_fmt(seconds)} wall time",
-        f"output     {run.out} (dry run: nothing written)",
+        f"{plan.condition}, batch {plan.batch_size}",
+        f"storage    {plan.dtype}, {plan.compression} + shuffle, precision {plan.precision} "
+        f"({parse_precision(plan.precision).bound('file units')}): {bpe:,.0f} B/event measured on {n:,} events "
+        f"-> {_bytes(total)}",
+        *layout_lines(plan, bpe),
+        f"speed      {rate:,.0f} events/s per rank measured here ({device}, {sampler.threads} thread(s); "
+        "generate + compress)",
+        "wall time  " + "; ".join(f"{r:,} rank{'s' if r > 1 else ''}: {_fmt(walls[r])}" for r in counts)
+        + ("" if device.type == "cuda" else "  (CPU ranks like this one; on GPUs run --dry-run --device cuda there)"),
     ]
+    if plan.n_chunks < max(counts):
+        lines.append(f"note       {plan.n_chunks:,} chunks: more ranks than that wait idle; lower --chunk-size "
+                     "to spread a small run over many ranks")
+    lines.append(f"output     {run.out} (dry run: nothing written)")
     print("\n".join(lines))
-    return {"dry_run": True, "events": plan.events, "chunks": plan.n_chunks, "ranks": size,
-            "events_per_rank": per_rank, "bytes_per_event": bpe, "bytes": total_bytes, "events_per_s": rate,
-            "seconds": seconds}
+    return {"dry_run": True, "events": plan.events, "chunks": plan.n_chunks, "chunk_size": plan.chunk_size,
+            "directories": n_dirs(plan), "ranks": size, "bytes_per_event": bpe, "bytes": total,
+            "events_per_s": rate, "seconds": walls[size], "wall_seconds": walls}
+
+
+def _bytes(b: float) -> str:
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if b >= scale:
+            return f"{b / scale:,.2f} {unit}"
+    return f"{b:,.0f} B"
 
 
 def _fmt(s: float) -> str:
@@ -64,4 +92,6 @@ def _fmt(s: float) -> str:
         return f"{s / 60:.1f} min"
     if s < 172800:
         return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    if s < 3 * 365 * 86400:
+        return f"{s / 86400:,.1f} days"
+    return f"{s / (365 * 86400):,.0f} years"

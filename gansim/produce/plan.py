@@ -13,11 +13,13 @@ from gansim.errors import GansimError
 LAYOUTS = ("shards", "single")
 DTYPES = ("float32", "float16")
 COMPRESSIONS = ("gzip", "lzf", "zstd", "blosc-lz4", "none")
-DEFAULT_CHUNK = 100_000
+MAX_CHUNKS = 10**8  # chunk files a plan may hold (manifest, directories and inodes stay sane)
 
-# Fields that change the bytes of the dataset: a resume must match all of them.
+# Fields that change the bytes of the dataset: a resume must match all of them. (The software and hardware
+# that change them too - torch version, CPU ISA, GPU model - are the manifest's "environment", see environment.py.)
 IDENTITY = ("kind", "particle", "events", "chunk_size", "seed", "condition", "condition_sha256", "batch_size",
-            "layout", "dtype", "compression", "generator_sha256", "device_type", "amp", "compile")
+            "layout", "dtype", "precision", "compression", "h5_rows", "files_per_dir", "generator_sha256",
+            "device_type", "amp", "compile")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,10 @@ class Plan:
     batch_size: int
     layout: str
     dtype: str
+    precision: str  # "lossless", "bits:M" or "quantum:Q" (precision.py)
     compression: str
+    h5_rows: int  # events per HDF5 chunk inside a file = per checksum block
+    files_per_dir: int  # fan-out: chunk files per subdirectory of chunks/
     generator_sha256: str
     device_type: str
     amp: bool
@@ -47,6 +52,11 @@ class Plan:
             raise GansimError(f"--chunk-size must be positive, got {self.chunk_size}")
         if self.batch_size <= 0:
             raise GansimError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.h5_rows <= 0 or self.files_per_dir <= 0:
+            raise GansimError(f"h5_rows and files_per_dir must be positive, got {self.h5_rows}, {self.files_per_dir}")
+        if self.n_chunks > MAX_CHUNKS:
+            raise GansimError(f"--events {self.events:,} in chunks of {self.chunk_size:,} events would make "
+                              f"{self.n_chunks:,} chunk files, more than {MAX_CHUNKS:,}; raise --chunk-size")
         if self.layout not in LAYOUTS:
             raise GansimError(f"--layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
         if self.dtype not in DTYPES:
@@ -108,4 +118,9 @@ def assign_chunks(todo: list[int], rank: int, size: int) -> list[int]:
 
 
 def chunk_filename(k: int) -> str:
-    return f"chunk_{k:06d}.h5"
+    return f"chunk_{k:08d}.h5"
+
+
+def chunk_subdir(k: int, files_per_dir: int) -> str:
+    """The fan-out directory of chunk k under chunks/: a parallel file system never sees huge directories."""
+    return f"{k // files_per_dir:05d}"
