@@ -134,8 +134,45 @@ def _plain(v: Any) -> Any:
     return v
 
 
+# Self-description written into every file gansim makes: the file says which contract it follows (and its
+# version), each dataset its units and meaning, and a dataset that holds placeholder zeros (a quantity the source
+# does not provide: a generator's overflow, a converted CaloChallenge file's overflow) says so.
+FORMAT_VERSION = 1
+
+
+def file_attrs(kind: DataKind, not_modelled: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """File attributes: format (gansim-calo / gansim-jets), format_version, and not_modelled when any."""
+    out: dict[str, Any] = {"format": f"gansim-{kind.name}", "format_version": FORMAT_VERSION}
+    if not_modelled:
+        out["not_modelled"] = ",".join(not_modelled)  # the same spelling production writes
+    return out
+
+
+def dataset_attrs(kind: DataKind, name: str, not_modelled: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Attributes of one dataset: units ('' = dimensionless), description, and not_modelled=True for placeholder
+    zeros. Produce's writers use these too."""
+    key = next((k for k in (*kind.keys, *kind.optional_keys) if k.name == name), None)
+    out: dict[str, Any] = {"units": key.unit if key else "", "description": key.doc if key else ""}
+    if name in not_modelled:
+        out["not_modelled"] = True
+        out["description"] = f"{out['description']}: NOT MODELLED, placeholder zeros"
+    return out
+
+
+def describe(f: h5py.File, not_modelled: tuple[str, ...] | list[str] = ()) -> None:
+    """Write the format attributes and every dataset's attributes into an open file of a known kind."""
+    kind = detect_format(f)
+    for k, v in file_attrs(kind, not_modelled).items():
+        f.attrs[k] = v
+    for name in f:
+        if isinstance(f[name], h5py.Dataset):
+            for k, v in dataset_attrs(kind, name, not_modelled).items():
+                f[name].attrs[k] = v
+
+
 def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarray], overflow: np.ndarray,
-               attrs: dict[str, Any] | None = None, compression: str | None = "gzip") -> Path:
+               attrs: dict[str, Any] | None = None, compression: str | None = "gzip",
+               not_modelled: tuple[str, ...] = ()) -> Path:
     """Write a CaloGAN-format file atomically (temporary name, then rename)."""
     path = Path(path)
     n = len(energy)
@@ -145,13 +182,14 @@ def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarra
     for key in CALO_KEYS:
         if arrays[key.name].shape[1:] != key.shape:
             raise SchemaError(f"cannot write '{key.name}': shape {arrays[key.name].shape}, expected (N, {key.shape})")
-    return write_atomic(path, arrays, attrs, compression)
+    return write_atomic(path, arrays, attrs, compression, not_modelled)
 
 
 def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None,
-                 compression: str | None = "gzip") -> Path:
-    """Write float32 datasets (+ attributes) to a temporary name, then rename: no half-written file is ever
-    visible under `path`, and an existing file there survives any failure."""
+                 compression: str | None = "gzip", not_modelled: tuple[str, ...] = ()) -> Path:
+    """Write float32 datasets (+ attributes, + the self-description of `describe` when the arrays form a known
+    kind) to a temporary name, then rename: no half-written file is ever visible under `path`, and an existing
+    file there survives any failure."""
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for name, arr in arrays.items():
@@ -160,6 +198,8 @@ def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[st
             if compression and len(arr) > 0:
                 kw = {"compression": compression, "shuffle": True, "chunks": (min(len(arr), 1024), *arr.shape[1:])}
             f.create_dataset(name, data=arr, **kw)
+        if detect_kind(set(arrays)) is not None:
+            describe(f, not_modelled)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     return path
