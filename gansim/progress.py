@@ -33,6 +33,13 @@ def interval() -> float:
         return 30.0
 
 
+def finish(command: str, summary: str, next_command: str | None = None) -> None:
+    """The last lines of every command, in one style: `gansim CMD: done: ...` and `gansim CMD: next: ...`."""
+    print(f"gansim {command}: done: {summary}", flush=True)
+    if next_command:
+        print(f"gansim {command}: next: {next_command}", flush=True)
+
+
 def _fmt_time(s: float) -> str:
     s = int(max(s, 0))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:d}:{s % 60:02d}"

@@ -49,9 +49,3 @@ def count_type(what: str) -> Any:
     conv.__name__ = what
     return conv
 
-
-def finish(command: str, summary: str, next_command: str | None = None) -> None:
-    """The last lines of every command, in one style: `gansim CMD: done: ...` and `gansim CMD: next: ...`."""
-    print(f"gansim {command}: done: {summary}", flush=True)
-    if next_command:
-        print(f"gansim {command}: next: {next_command}", flush=True)

@@ -119,8 +119,8 @@ def calogan_to_challenge(src: str, dst: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gansim.commands.common import finish
     from gansim.paths import refuse_overwrite
+    from gansim.progress import finish
 
     refuse_overwrite(args.output, args.input, what="OUT")
     with _open(args.input) as f:

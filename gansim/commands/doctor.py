@@ -182,7 +182,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gansim import __version__
-    from gansim.commands.common import finish
+    from gansim.progress import finish
 
     checks = run_checks()
     if args.json:

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gansim.commands.common import finish
+    from gansim.progress import finish
     from gansim.train.launch import check_inputs, resolve_paths
     from gansim.tune.space import load_study
     from gansim.tune.study import run_study

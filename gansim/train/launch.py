@@ -155,10 +155,12 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
         raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp}{_logs_hint()})") from None
     metrics = _outcome(cfg, result, exp)
     if verbose:
+        from gansim.progress import finish
+
         fid = metrics.get("fidelity")
-        print(f"gansim train: done: epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
-              f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}", flush=True)
-        print(f"gansim train: next: gansim export {exp} --out {out / 'generator.pt'}", flush=True)
+        finish("train", f"epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
+                        f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}",
+               f"gansim export {exp} --out {out / 'generator.pt'}")
     return result
 
 
