@@ -73,8 +73,10 @@ def ensure_ray(num_cpus_needed: float, num_gpus_needed: float, verbose: bool = T
     kwargs: dict[str, Any] = {}
     if num_gpus_needed == 0:
         kwargs["num_gpus"] = 0
-    ray_init(num_cpus=int(-(-cpus // 1)), object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
-             _node_ip_address="127.0.0.1", **quiet, **kwargs)
+    # address="local": always a new instance of our own, even when another user's `ray start` on this node left
+    # its address in <ray temp dir>/ray_current_cluster (ray.init() would join that one).
+    ray_init(address="local", num_cpus=int(-(-cpus // 1)), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+             include_dashboard=False, _node_ip_address="127.0.0.1", **quiet, **kwargs)
 
 
 def _check_resources(cfg: Config) -> None:

@@ -155,6 +155,7 @@ STUDY_PLOTS = {
 def study_plot(study: Any, name: str, path: Path) -> Path:
     """One of Optuna's own matplotlib plots of the study (what optuna-dashboard shows), or a placeholder naming
     what is missing; written atomically as a PNG."""
+    import inspect
     import warnings
 
     import optuna
@@ -169,7 +170,9 @@ def study_plot(study: Any, name: str, path: Path) -> Path:
             warnings.simplefilter("ignore")  # ExperimentalWarning, "no trials" UserWarnings
             if name == "importance" and param_importances(study) is None:
                 raise ValueError(needs)
-            axes = getattr(ovm, func)(study)
+            plot = getattr(ovm, func)
+            named = "target_name" in inspect.signature(plot).parameters  # all but the intermediate-values plot
+            axes = plot(study, target_name=f"{METRIC} (lower is better)") if named else plot(study)
         fig = np.ravel(axes)[0].figure
         if not study.trials or not fig.axes or not any(ax.has_data() for ax in fig.axes):
             raise ValueError(needs)
