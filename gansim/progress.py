@@ -57,6 +57,7 @@ class LineProgress:
         self.t0 = self.last = time.monotonic()
         self.start_n = initial
         self.postfix = ""
+        self.shown: tuple[int, str] | None = None
         self.closed = False
 
     def _count(self, v: float) -> str:
@@ -85,6 +86,7 @@ class LineProgress:
     def _emit(self) -> None:
         print(self.line(), file=self.file, flush=True)
         self.last = time.monotonic()
+        self.shown = (self.n, self.postfix)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -105,8 +107,8 @@ class LineProgress:
         print(s, file=file or sys.stdout, flush=True)
 
     def close(self) -> None:
-        if not self.closed and self.n > self.start_n:
-            self._emit()
+        if not self.closed and self.n > self.start_n and self.shown != (self.n, self.postfix):
+            self._emit()  # the final state, unless the last status line already said it
         self.closed = True
 
 

@@ -86,7 +86,7 @@ def test_line_progress_never_redraws() -> None:
         p.update(200)
     p.close()
     lines = buf.getvalue().splitlines()
-    assert len(lines) == 6 and lines[-1].startswith("evaluate: 1,000/1,000 event (100%)")
+    assert len(lines) == 5 and lines[-1].startswith("evaluate: 1,000/1,000 event (100%)")  # close adds no repeat
     assert "\r" not in buf.getvalue() and "\x1b" not in buf.getvalue()
 
 
@@ -117,3 +117,18 @@ def test_train_log_captured_to_a_file_is_clean(tmp_path: Path) -> None:
                                                                                        "export "), text
     outputs = [tmp_path / "run" / "config.yaml", *(tmp_path / "run").glob("debug/checkpoint_epoch_*/state.pt")]
     assert len(outputs) == 3 and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in outputs)
+
+
+def test_shipped_configs_resolve_outside_the_repository(tmp_path: Path) -> None:
+    """Configs and search spaces ship with the package: by name from any directory."""
+    run = [sys.executable, "-m", "gansim.cli"]
+    out = subprocess.run([*run, "config", "--config", "calogan-eplus", "--set", "tune.trials=5"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "trials: 5" in out.stdout and "name: calogan" in out.stdout, out.stderr
+    listed = subprocess.run([*run, "config", "--shipped"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120).stdout
+    assert {"calogan-eplus", "debug", "tune/calogan", "tune/debug"} <= {ln.split()[0] for ln in listed.splitlines()}
+    # `gansim tune` reads its default space by name too; a missing data file fails before Ray starts
+    out = subprocess.run([*run, "tune", "--config", "debug", "--data", "missing.h5"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "training data not found: " in out.stderr and not (tmp_path / "runs").exists()

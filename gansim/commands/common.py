@@ -48,4 +48,3 @@ def count_type(what: str) -> Any:
             raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
     conv.__name__ = what
     return conv
-
