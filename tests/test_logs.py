@@ -132,3 +132,20 @@ def test_shipped_configs_resolve_outside_the_repository(tmp_path: Path) -> None:
     out = subprocess.run([*run, "tune", "--config", "debug", "--data", "missing.h5"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "training data not found: " in out.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv,mode", [
+    (["--progress", "bar", "train"], "bar"),
+    (["evaluate", "-r", "r.h5", "-g", "g.h5", "-o", "out", "--progress", "lines"], "lines"),
+    (["evaluate", "-r", "r.h5", "-g", "g.h5", "-o", "out", "--quiet"], "off"),
+    (["tune", "-q"], "off"),
+    (["produce", "--no-progress"], "off"),
+    (["simulate", "calo", "-p", "eplus", "-n", "5", "-o", "x.h5", "--no-progress"], "off"),
+    (["simulate", "calo", "-p", "eplus", "-n", "5", "-o", "x.h5", "--progress", "off"], "off"),
+    (["train"], None),
+])
+def test_one_progress_switch(argv: list[str], mode: str | None) -> None:
+    """--progress before or after the command; each command's own --quiet / --no-progress is the same switch."""
+    from gansim.cli import build_parser, progress_mode
+
+    assert progress_mode(build_parser().parse_args(argv)) == mode
