@@ -111,14 +111,15 @@ def _searcher_class() -> type:
             ot_trial = optuna_trial(self, trial_id)
             if value is None or step is None or ot_trial is None:
                 return
-            if trial_id not in self._reported and result.get(TRIAL_DIR):
+            reported = self.__dict__.setdefault("_reported", {})  # absent in a searcher saved by an older gansim
+            if trial_id not in reported and result.get(TRIAL_DIR):
                 # the trial writes in a local staging directory that Tune syncs to <experiment>/<same name>
-                trial_dir = Path(self._experiment) / Path(result[TRIAL_DIR]).name
+                trial_dir = Path(getattr(self, "_experiment", "")) / Path(result[TRIAL_DIR]).name
                 ot_trial.set_user_attr("trial_dir", str(trial_dir))
                 ot_trial.set_user_attr("tensorboard", str(trial_dir / "tb"))
-            if int(step) > self._reported.get(trial_id, -1):
+            if int(step) > reported.get(trial_id, -1):
                 ot_trial.report(float(value), int(step))
-                self._reported[trial_id] = int(step)
+                reported[trial_id] = int(step)
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if trial_id not in completed_trials(self):
