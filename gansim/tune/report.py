@@ -69,8 +69,9 @@ def trial_rows(trials: list[Any], space: SearchSpace, max_t: int, optuna_ids: di
             row[name] = t.config.get(name)
         row["error"] = _error_of(t, errors or {}) if status == "failed" else ""
         rows.append(row)
+    # the trial id breaks ties (failed trials have no score): the same table after a resume
     rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 3), r[METRIC] is None,
-                             r[METRIC] if r[METRIC] is not None else 0.0))
+                             r[METRIC] if r[METRIC] is not None else 0.0, str(r["trial"])))
     for i, r in enumerate(rows, 1):
         r["rank"] = i if r[METRIC] is not None else ""
     return rows
