@@ -16,8 +16,7 @@ import time
 import numpy as np
 import torch
 
-from gansim.config import load_config
-from gansim.tune.space import load_space
+from gansim.tune.space import load_study
 
 
 def asha_mean_epochs(max_t: int, grace: int, rf: float) -> float:
@@ -55,8 +54,7 @@ def main() -> None:
     from gansim.train.loop import build_state
 
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
-    space = load_space(args.space, cfg)
+    cfg, space = load_study(args.config, args.space)
     paper = space.points_to_evaluate[0] if space.points_to_evaluate else None
     if paper:
         cfg = space.trial_config(cfg.to_dict(), paper)
@@ -81,9 +79,9 @@ def main() -> None:
     n_train = int(args.events * (1 - cfg.data.val_fraction))
     iters = n_train // (B * cfg.train.n_critic)
     epoch_s = iters * it_s + val_s
-    sched = space.scheduler
+    t = cfg.tune
     max_t = cfg.train.epochs
-    mean_epochs = asha_mean_epochs(max_t, sched.grace_period, sched.reduction_factor) if sched.type == "asha" \
+    mean_epochs = asha_mean_epochs(max_t, t.grace_period, t.reduction_factor) if t.scheduler == "asha" \
         else float(max_t)
     total_epochs = args.trials * mean_epochs
     print(f"config {args.config} (space {args.space}{', paper point' if paper else ''}): batch {B}, "
@@ -91,7 +89,7 @@ def main() -> None:
     print(f"iteration: {it_s:.2f} s ({B * cfg.train.n_critic / it_s:.0f} samples/s); physics check on "
           f"{cfg.train.val_events} events: {val_s:.2f} s")
     print(f"epoch over {n_train} training showers = {iters} iterations: {epoch_s / 60:.1f} min")
-    print(f"ASHA (max_t {max_t}, grace {sched.grace_period}, rf {sched.reduction_factor:g}): "
+    print(f"ASHA (max_t {max_t}, grace {t.grace_period}, rf {t.reduction_factor:g}): "
           f"{mean_epochs:.2f} epochs per trial on average -> {total_epochs:.0f} epochs for {args.trials} trials")
     print(f"{args.trials} trials, one trial at a time on this CPU: {total_epochs * epoch_s / 86400:.1f} days")
     print(f"per core-equivalent trial slot: {total_epochs * epoch_s / 3600:.0f} trial-slot-hours "

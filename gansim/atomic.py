@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,18 +18,33 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
+def _new_temporary(path: Path) -> Path:
+    """Create an empty `.NAME.XXXXXXXX.tmp` beside path with the mode a plain open() gives (0666 minus the umask).
+
+    tempfile.mkstemp would make it 0600, and the rename would keep that: colleagues and web servers could not
+    read productions, reports or generators. O_EXCL keeps mkstemp's guarantee that the name is ours alone.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 @contextmanager
 def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path `.NAME.XXXX.tmp` in the target's directory; on success rename it to `path`.
+    """Yield a temporary path `.NAME.XXXXXXXX.tmp` in the target's directory; on success rename it to `path`.
 
     Readers see the old file or the new one, never half of one; on any failure the temporary is removed and an
-    existing file at `path` is left untouched. fsync=True also flushes the file and the directory entry.
+    existing file at `path` is left untouched. fsync=True also flushes the file and the directory entry. The file
+    gets the mode a plain open() would give a new file under the user's umask (0644 under umask 022).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_temporary(path)
     try:
         yield tmp
         if fsync:

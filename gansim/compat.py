@@ -7,7 +7,9 @@ when a new release moves one, this file is the only one to change.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 from typing import Any
 
 # (package, lowest tested, first untested) versions: a release at or above the upper bound may have moved a name.
@@ -35,6 +37,80 @@ def untested_versions() -> list[str]:
         if not _version_tuple(lo) <= _version_tuple(v) < _version_tuple(hi):
             out.append(f"{pkg} {v} (gansim is tested with {lo} <= {pkg} < {hi})")
     return out
+
+
+# Messages Ray prints on the driver that say nothing actionable to a gansim user (they are still in Ray's own log
+# files under <temp dir>/session_latest/logs). Everything else Ray logs at WARNING or above - real errors - is kept.
+RAY_NOISE: tuple[str, ...] = (
+    r"Token authentication is enabled for this Ray cluster",  # ray.init: the default since Ray 2.5x
+    r"State API may be temporarily unavailable",  # Train V2 PlacementGroupCleaner without the dashboard
+    r"PlacementGroupCleaner",
+    r"PreemptionWatcher",  # core_worker.cc: actor constructor arguments in the object store
+    r"Trials did not complete",  # Tune, when a trial failed: gansim's table and summary say which and why
+    r"Trial task failed for trial",  # Tune's per-trial traceback (the table's error column has its last line)
+    r"worker_pool\.cc.*(workers|started)",  # raylet's worker-count warnings on small machines
+    r"A worker died or was killed while executing a task by an unexpected system error",
+    r"The `.*` argument is deprecated",
+)
+_NOISE = re.compile("|".join(RAY_NOISE))
+
+
+class RayNoiseFilter(logging.Filter):
+    """Drop the known noise (RAY_NOISE) from Ray's driver-side log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _NOISE.search(record.getMessage())
+
+
+def _ray_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ray %(levelname)s: %(message)s"))
+    handler.addFilter(RayNoiseFilter())
+    handler.setLevel(logging.WARNING)
+    return handler
+
+
+def configure_ray_logging() -> None:
+    """Ray's driver-side Python logging, owned by gansim: WARNING and above, one plain line each
+    ("ray WARNING: ..."), known noise filtered, no colour codes. Idempotent; ray.init clears it (ray_init)."""
+    log = logging.getLogger("ray")
+    if any(isinstance(f, RayNoiseFilter) for h in log.handlers for f in h.filters):
+        return
+    log.addHandler(_ray_handler())
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
+def ray_init(**kwargs: Any) -> None:
+    """ray.init with gansim's logging: configure_logging=False makes ray.init drop every handler of the "ray"
+    logger, so what it logs while starting (the token-auth warning) reaches logging.lastResort; that is
+    gansim's filtered handler for the call, and the "ray" logger gets it for good afterwards."""
+    import ray
+
+    saved = logging.lastResort
+    logging.lastResort = _ray_handler()
+    try:
+        ray.init(configure_logging=False, **kwargs)
+    finally:
+        logging.lastResort = saved
+        configure_ray_logging()
+
+
+def worker_logs_to_driver() -> bool:
+    """Whether Ray forwards its workers' stdout/stderr to the driver (GANSIM_RAY_WORKER_LOGS=1, for debugging).
+    Off by default: forwarded lines come prefixed and coloured, with the controller's and raylet's noise; gansim
+    relays the training progress itself (gansim.progress.ConsoleRelay) and raises worker errors as one line."""
+    return os.environ.get("GANSIM_RAY_WORKER_LOGS", "0") == "1"
+
+
+def ray_log_dir() -> str:
+    """Where this Ray session's own logs are (for error messages); '' when unknown."""
+    try:
+        import ray
+
+        return str(ray._private.worker._global_node.get_session_dir_path()) + "/logs"  # private
+    except Exception:  # noqa: BLE001 - no Ray session, or the private path moved
+        return ""
 
 
 def quiet_ray_train_logs() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -190,17 +191,29 @@ class ProduceConfig:
 
 @dataclass(kw_only=True, slots=True)
 class TuneConfig:
-    """`gansim tune`: trials, their resources, the scheduler and the Optuna sampler."""
+    """`gansim tune`: trials, their resources, the scheduler, the Optuna sampler and where the study lives.
+
+    A search-space file's `tune:` section overrides these keys for its study; command-line flags override both.
+    """
 
     trials: int = _f(200, lo=1, hi=10**6, help="number of trials")
     workers_per_trial: int = _f(1, lo=1, hi=10_000, help="Ray Train workers (DDP ranks) per trial")
     gpus_per_trial: float = _f(0.0, lo=0.0, hi=1024.0, help="GPUs per trial, shared by its workers")
     max_concurrent: int = _f(0, lo=0, hi=100_000, help="trials run at once (0 = as many as the cluster holds)")
-    seed: int = _f(0, lo=0, hi=2**63 - 1, help=f"TPE sampler seed {SEED_HELP}")
+    seed: int = _f(0, lo=0, hi=2**32 - 1, help="TPE sampler seed (0 <= seed < 2^32: Optuna seeds a numpy "
+                                                "RandomState)")
     scheduler: Literal["asha", "none"] = _f("asha", help="asha: stop weak trials early on the per-epoch score")
     grace_period: int = _f(1, lo=1, hi=10**6, help="epochs every trial gets before ASHA may stop it")
-    reduction_factor: float = _f(3.0, lo=1.000001, hi=1000.0, help="ASHA keeps the best 1/reduction_factor")
+    reduction_factor: float = _f(3.0, lo=1.0, hi=1000.0, help="ASHA keeps the best 1/reduction_factor (> 1)")
     n_startup_trials: int = _f(10, lo=0, hi=10**6, help="random trials before TPE models the results")
+    study_name: str = _f("", help="Optuna study name ('' = run.name)")
+    out: str = _f("", help="study directory ('' = runs/tune/<run.name>); the same out resumes the study")
+    storage: str = _f("", help="Optuna storage: an RDB URL (sqlite:///study.db, postgresql://...) or a journal "
+                               "file ('' = <out>/optuna-journal.log)")
+
+    def __post_init__(self) -> None:
+        if self.reduction_factor <= 1.0:
+            raise ConfigError(f"tune.reduction_factor must be above 1, got {self.reduction_factor:g}")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -264,6 +277,8 @@ def is_resolved_config(path: Path) -> bool:
     return (isinstance(data, dict) and all(isinstance(data.get(s), dict) for s in sections)
             and not any(line.lstrip().startswith("#") for line in text.splitlines()))
 
+_FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -272,6 +287,15 @@ def _hints(cls: type) -> dict[str, Any]:
 def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
     """Coerce and validate one leaf value; raise ConfigError naming key."""
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(tp)) != 2:
+            raise ConfigError(f"{key}: only 'X | None' unions are supported in the config tree")
+        return None if value is None else _check_value(key, value, args[0], meta)
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            raise ConfigError(f"{key}: expected a {'list' if origin is list else 'mapping'}, got {value!r}")
+        return value
     if origin is Literal:
         choices = typing.get_args(tp)
         if isinstance(value, bool) and "on" in choices:
@@ -288,6 +312,8 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
             else:
                 raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
@@ -296,8 +322,6 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
-    elif origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"{key}: union types are not supported in the config tree")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and value < lo:
         raise ConfigError(f"{key}: {value!r} is below the minimum {lo}")
@@ -307,7 +331,8 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
 
 
 def build_section(cls: type, data: Any, prefix: str) -> Any:
-    """Build dataclass cls from a mapping, rejecting unknown keys and bad values (also used for tune spaces)."""
+    """Build dataclass cls from a mapping, rejecting unknown keys and bad values; fields without a default are
+    required. Also builds the tune search space's parameters (gansim.tune.space.Param)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -321,6 +346,9 @@ def build_section(cls: type, data: Any, prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                where = f"{prefix}: " if prefix else ""
+                raise ConfigError(f"{where}missing required key '{name}' ({f.metadata.get('help', '')})")
             continue
         key = f"{prefix}.{name}" if prefix else name
         tp = hints[name]
@@ -330,10 +358,13 @@ def build_section(cls: type, data: Any, prefix: str) -> Any:
             kwargs[name] = _check_value(key, data[name], tp, dict(f.metadata))
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
-    except GansimError as exc:  # a section's own rule (e.g. run.name) raised a plain GansimError
-        raise ConfigError(str(exc)) from None
+    except GansimError as exc:  # a section's own cross-field rule; name the section unless the message does
+        text = str(exc)
+        if prefix and not text.startswith(prefix):
+            text = f"{prefix}: {text}"
+        if isinstance(exc, ConfigError) and text == str(exc):
+            raise
+        raise ConfigError(text) from None
 
 
 def validate_section(obj: Any, prefix: str = "") -> Any:

@@ -33,6 +33,13 @@ def interval() -> float:
         return 30.0
 
 
+def finish(command: str, summary: str, next_command: str | None = None) -> None:
+    """The last lines of every command, in one style: `gansim CMD: done: ...` and `gansim CMD: next: ...`."""
+    print(f"gansim {command}: done: {summary}", flush=True)
+    if next_command:
+        print(f"gansim {command}: next: {next_command}", flush=True)
+
+
 def _fmt_time(s: float) -> str:
     s = int(max(s, 0))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:d}:{s % 60:02d}"
@@ -50,6 +57,7 @@ class LineProgress:
         self.t0 = self.last = time.monotonic()
         self.start_n = initial
         self.postfix = ""
+        self.shown: tuple[int, str] | None = None
         self.closed = False
 
     def _count(self, v: float) -> str:
@@ -78,6 +86,7 @@ class LineProgress:
     def _emit(self) -> None:
         print(self.line(), file=self.file, flush=True)
         self.last = time.monotonic()
+        self.shown = (self.n, self.postfix)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -98,8 +107,8 @@ class LineProgress:
         print(s, file=file or sys.stdout, flush=True)
 
     def close(self) -> None:
-        if not self.closed and self.n > self.start_n:
-            self._emit()
+        if not self.closed and self.n > self.start_n and self.shown != (self.n, self.postfix):
+            self._emit()  # the final state, unless the last status line already said it
         self.closed = True
 
 
@@ -111,9 +120,11 @@ class _Silent(LineProgress):
 def bar(total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0, file: TextIO | None = None,
         enabled: bool = True, leave: bool = True, unit_scale: bool = False) -> Any:
     """A progress reporter for the current mode: tqdm on a terminal, LineProgress otherwise, silent when off
-    (or enabled=False, e.g. a command's --quiet)."""
+    (or enabled=False, e.g. a command's --quiet); in a Ray worker with a relay, the driver draws it."""
     stream = file or sys.stderr
     m = mode()
+    if _RELAY is not None and enabled:
+        return RelayProgress(_RELAY, total, desc, unit, initial)
     if not enabled or m == "off":
         return _Silent(total, desc, unit, initial, stream)
     tty = hasattr(stream, "isatty") and stream.isatty()
@@ -123,3 +134,119 @@ def bar(total: int | None = None, desc: str = "", unit: str = "it", initial: int
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
                     mininterval=0.5, leave=leave, unit_scale=unit_scale)
     return LineProgress(total, desc, unit, initial, stream, unit_scale=unit_scale)
+
+
+# -- progress of Ray Train workers, drawn by the driver ----------------------------------------------------------
+# A Ray worker's stdout/stderr is not the user's terminal: forwarded by Ray (log_to_driver) it arrives prefixed,
+# coloured and interleaved with Ray's own noise. gansim starts Ray with log_to_driver=False instead, and the
+# training bar of rank 0 relays its updates and epoch lines through a Ray queue to the driver, which draws them
+# with bar() like any other command: a bar on a terminal, status lines in a batch log.
+_RELAY: Any = None  # the driver's queue, in a Ray worker whose driver draws its progress (install_relay)
+
+
+def install_relay(queue: Any) -> None:
+    """In a Ray worker: bar() relays to the driver through `queue` (None: draw locally again)."""
+    global _RELAY
+    _RELAY = queue
+
+
+class RelayProgress:
+    """tqdm's small API, forwarded to the driver's ConsoleRelay; a lost message never stops training."""
+
+    def __init__(self, queue: Any, total: int | None, desc: str, unit: str, initial: int) -> None:
+        self.queue, self.total, self.n = queue, total, initial
+        self._send(("open", total, desc, unit, initial))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except Exception:  # noqa: BLE001 - a full or vanished relay (driver gone) must not fail the run
+            pass
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._send(("update", n))
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        items = dict(ordered_dict or {}, **kwargs)
+        self._send(("postfix", ", ".join(f"{k} {v}" for k, v in items.items())))
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self._send(("postfix", s))
+
+    def refresh(self) -> None:
+        pass
+
+    def write(self, s: str, file: TextIO | None = None) -> None:
+        self._send(("write", s))
+
+    def close(self) -> None:
+        self._send(("close",))
+
+
+class ConsoleRelay:
+    """Driver side: a Ray queue (an actor holding no CPU) that workers' RelayProgress writes to, drained by a
+    thread that draws it with this process's bar(). Use as a context manager around the Ray Train run."""
+
+    POLL_S = 0.5
+
+    def __init__(self) -> None:
+        import threading
+
+        self.queue: Any = None
+        self._bar: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="gansim-progress", daemon=True)
+
+    def __enter__(self) -> ConsoleRelay:
+        from ray.util.queue import Queue
+
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._close_bar()
+        try:
+            self.queue.shutdown()
+        except Exception:  # noqa: BLE001 - Ray may already be down
+            pass
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                message = self.queue.get(timeout=self.POLL_S)
+            except Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            except Exception:  # noqa: BLE001 - the queue actor is gone: nothing more will come
+                return
+            self.handle(message)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind, args = message[0], message[1:]
+        if kind == "open":  # also after a worker restart: a fresh bar from the restored position
+            self._close_bar()
+            total, desc, unit, initial = args
+            self._bar = bar(total=total, desc=desc, unit=unit, initial=initial)
+        elif kind == "write":
+            if self._bar is not None:
+                self._bar.write(args[0], file=sys.stdout)
+            else:
+                print(args[0], flush=True)
+        elif kind == "close":
+            self._close_bar()
+        elif self._bar is not None and kind == "update":
+            self._bar.update(args[0])
+        elif self._bar is not None and kind == "postfix":
+            self._bar.set_postfix_str(args[0], refresh=False)

@@ -279,7 +279,8 @@ def test_tune_two_nodes_interrupted_study_resumes(tmp_path: Path, calo_data: Pat
     info = wait_job(j2, log2, 480)
     text = log2.read_text()
     assert info.get("JobState") == "COMPLETED", tail(log2)
-    assert re.search(rf"gansim tune: resumed; {trials} trials: \d+ complete, \d+ pruned, 0 failed", text), tail(log2)
+    assert re.search(rf"gansim tune: done: resumed; {trials} trials: \d+ complete, \d+ pruned, 0 failed", text), \
+        tail(log2)
     assert (out / "best.yaml").is_file()
     results = _trial_results(out)
     assert len(results) == trials, sorted(results)

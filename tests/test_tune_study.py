@@ -43,9 +43,8 @@ def data_files(tmp_path_factory) -> tuple[Path, Path]:
 
 def write_space(path: Path, good: Path, bad: Path, epochs: int) -> Path:
     space = {
-        "study_name": "test",
-        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-        "sampler": {"n_startup_trials": 2},
+        "tune": {"study_name": "test", "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
+                 "n_startup_trials": 2},
         "fixed": {"train.epochs": epochs, "train.steps_per_epoch": 2, "train.val_events": 60,
                   "train.ema_decay": 0.0, "train.max_nonfinite": 2},
         "params": {
@@ -71,12 +70,16 @@ def read_rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def study_trials(out: Path) -> list:
+def load_study(out: Path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(out / "optuna-journal.log")))
-    return optuna.load_study(study_name="test", storage=storage).trials
+    return optuna.load_study(study_name="test", storage=storage)
+
+
+def study_trials(out: Path) -> list:
+    return load_study(out).trials
 
 
 def tune_trial_dirs(out: Path) -> list[Path]:
@@ -106,13 +109,22 @@ def check_study(out: Path, good: Path, bad: Path, trials: int) -> list[dict[str,
         assert t.state == want and t.params["data_file"] == r["data_file"]
         if r["status"] == "complete":
             assert t.value == pytest.approx(float(r["fidelity"]))
+        if r["status"] in ("complete", "pruned"):
+            # every epoch's score is an intermediate value, the last one too (Tune withholds it from the searcher
+            # when ASHA stops the trial): what optuna-dashboard draws as learning curves
+            assert sorted(t.intermediate_values) == list(range(1, int(r["epochs"]) + 1)), t.intermediate_values
+            assert t.intermediate_values[int(r["epochs"])] == pytest.approx(float(r["fidelity"]))
+            trial_dir = Path(t.user_attrs["trial_dir"])
+            assert trial_dir.parent == out / "ray" / "study" and (trial_dir / "train").is_dir()
+            assert list(Path(t.user_attrs["tensorboard"]).glob("events.out.tfevents.*"))
+    assert load_study(out).metric_names == ["fidelity"]
 
     best = load_config(out / "best.yaml")
     assert best.data.path == str(good) and best.loss.name == rows[0]["loss"]
     assert best.train.lr_g == pytest.approx(float(rows[0]["lr_g"]))
     assert best.train.max_nonfinite == 2 and best.train.workers == 1  # fixed + base, not per-trial runtime
     assert best.run.name == "debug-tuned"
-    for png in ("history", "importance", "loss_vs_score"):
+    for png in ("history", "intermediate", "importance", "slice"):  # optuna.visualization.matplotlib's plots
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     assert "| rank |" in (out / "results.md").read_text()
     return rows

@@ -67,34 +67,25 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -> tuple[Any, Any, dict]:
-    import numpy as np
-
-    from gansim.metrics.io import Sample, canonical_particle
+    from gansim.api import generated_sample
+    from gansim.metrics.io import canonical_particle
     from gansim.models.artifact import load_generator
 
     artifact = load_generator(args.generator, device=s.device)
-    if artifact.kind.name != ref.kind:
-        raise GansimError(f"format mismatch: generator {args.generator} makes {artifact.kind.name} events, "
-                          f"reference {args.reference} holds {ref.kind} events")
-    n = s.events or ref.n
-    cond = np.resize(artifact.kind.condition(ref.data), n)
+    gen, info = generated_sample(artifact, ref, s.events, s.seed)
+    gen.source = info["generator"] = str(args.generator)
+    cond = artifact.kind.condition(gen.data)
     trained = artifact.condition_range
     if trained is not None and (cond.min() < trained[0] or cond.max() > trained[1]):
         # Evaluating an extrapolation is legitimate (produce refuses it without --extrapolate): say it, go on.
         warnings.append(f"reference conditions {cond.min():g} .. {cond.max():g} reach outside the range the "
                         f"generator was trained on ({trained[0]:g} .. {trained[1]:g}): this evaluates extrapolation")
-    data = artifact.generate(cond, seed=s.seed)
-    data[artifact.kind.cond_key] = np.asarray(data[artifact.kind.cond_key]).reshape(-1)
     gp = artifact.config.data.particle
-    attrs = {}
     if ref.particle and canonical_particle(gp) != ref.particle:
         # The config's particle may be a left default, so this is a warning rather than an error.
         warnings.append(f"generator config says particle {gp}, reference file says {ref.particle}")
-    else:
-        attrs["particle"] = gp
-    info = {"generator": str(args.generator), "generator_sha256": artifact.sha256, "generation_seed": s.seed,
-            "model": artifact.config.model.name}
-    return Sample(ref.kind, data, str(args.generator), n, attrs), artifact, info
+        gen.attrs.pop("particle", None)
+    return gen, artifact, info
 
 
 def _check_memory(args: argparse.Namespace, s: Any) -> None:
@@ -130,9 +121,13 @@ def run(args: argparse.Namespace) -> int:
         gen, artifact, info = _generate(args, ref, s, warnings)
     check_pair(ref, gen)
     report = evaluate(ref, gen, args.out, s, info, artifact, progress=not args.quiet, warnings=warnings)
-    aucs = "".join(f", AUC {k.replace('_level', '')} {v['auc']:.3f}" for k, v in report["classifier"].items())
-    print(f"gansim evaluate: report {args.out}/index.md (fidelity score {report['fidelity_score']:.4f}{aucs}; "
-          f"{report['wall_seconds']:.0f} s)")
+    from gansim.progress import finish
+
     for w in warnings:
-        print(f"warning: {w}")
+        print(f"gansim evaluate: warning: {w}")
+    aucs = "".join(f", AUC {k.replace('_level', '')} {v['auc']:.3f}" for k, v in report["classifier"].items())
+    finish("evaluate", f"fidelity score {report['fidelity_score']:.4f}{aucs} in {report['wall_seconds']:.0f} s; "
+                       f"report {args.out}/index.html (and index.md, report.json, plots)",
+           f"gansim produce --generator {args.generator} --events 1e6 --out PRODUCTION_DIR" if args.generator
+           else None)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 EPILOG = """\
 CHECKPOINT may be a state.pt file, a checkpoint directory (checkpoint_epoch_NNNNNN), or a run directory
@@ -30,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from gansim.train.export import export_checkpoint
 
     path, extra = export_checkpoint(args.checkpoint, args.out, use_ema=not args.no_ema)
+    from gansim.progress import finish
+
     fid = extra["metrics"].get("fidelity")
-    print(f"gansim export: wrote {path} (epoch {extra['epoch']}, step {extra['step']}, "
-          f"{'EMA' if extra['ema'] else 'raw'} weights{'' if fid is None else f', fidelity {fid:.4g}'}) "
-          f"from {extra['source_checkpoint']}")
+    finish("export", f"wrote {path} (epoch {extra['epoch']}, step {extra['step']}, "
+                     f"{'EMA' if extra['ema'] else 'raw'} weights{'' if fid is None else f', fidelity {fid:.4g}'}) "
+                     f"from {extra['source_checkpoint']}",
+           f"gansim evaluate --reference HELDOUT.h5 --generator {path} --out {Path(path).parent / 'report'}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from gansim.commands.common import add_config_args, config_from_args, count_type
 
@@ -106,10 +107,26 @@ def run(args: argparse.Namespace) -> int:
         if not value:
             raise GansimError(f"{what} is required (or set it in the config's produce section)")
     try:
-        produce(Run(cfg, dry_run=args.dry_run, overwrite=args.overwrite, progress=args.progress,
-                    extrapolate=args.extrapolate, particle=args.particle))
+        res = produce(Run(cfg, dry_run=args.dry_run, overwrite=args.overwrite, progress=args.progress,
+                          extrapolate=args.extrapolate, particle=args.particle))
     except AgreedError as exc:
         if exc.quiet:  # every rank failed together; rank 0 prints the one line
             return 2
         raise
+    _finish(args, cfg, res)
     return 0
+
+
+def _finish(args: argparse.Namespace, cfg: Any, res: dict[str, Any]) -> None:
+    """Rank 0's summary line (every rank returns the same result)."""
+    from gansim.produce.comm import world
+    from gansim.progress import finish
+
+    if world().Get_rank() != 0:
+        return
+    if args.dry_run:
+        finish("produce", "dry run: the plan and estimate are above; nothing was written",
+               "the same command without --dry-run")
+        return
+    finish("produce", f"{res['events']:,} events in {res['chunks']} chunks, {res['bytes'] / 1e6:.1f} MB -> "
+                      f"{res['dataset']}", f"gansim inspect {res['dataset']} --deep")

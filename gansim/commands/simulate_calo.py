@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     path = simulate_to_file(out, args.particle, args.events, args.seed, energy_range,
                             progress=not args.no_progress, batch_size=args.batch_size)
     dt = time.perf_counter() - t0
-    print(f"wrote {args.events} {args.particle} showers ({energy_range[0]:g}-{energy_range[1]:g} GeV, "
-          f"seed {args.seed}) to {path} in {dt:.1f} s ({args.events / dt:.0f} showers/s)")
+    from gansim.progress import finish
+
+    finish("simulate", f"wrote {args.events} {args.particle} showers ({energy_range[0]:g}-{energy_range[1]:g} GeV, "
+                       f"seed {args.seed}) to {path} in {dt:.1f} s ({args.events / dt:.0f} showers/s)",
+           f"gansim train --config calogan-{args.particle} --data {path}")
     return 0

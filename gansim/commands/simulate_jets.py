@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
                         chunk_size=args.chunk_size, progress=not args.quiet)
     eff = ", ".join(f"{p}: {n} jets from {res.events_tried[p]} events ({100 * n / res.events_tried[p]:.1f}%)"
                     for p, n in res.n_jets.items())
-    print(f"wrote {res.path}: {sum(res.n_jets.values())} jets in {res.seconds:.1f} s "
-          f"({res.jets_per_s:.1f} jets/s, {workers} worker{'s' if workers > 1 else ''}); {eff}")
+    from gansim.progress import finish
+
+    finish("simulate", f"wrote {res.path}: {sum(res.n_jets.values())} jets in {res.seconds:.1f} s "
+                       f"({res.jets_per_s:.1f} jets/s, {workers} worker{'s' if workers > 1 else ''}); {eff}",
+           f"gansim train --config lagan --data {res.path}")
     return 0

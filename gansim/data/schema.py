@@ -192,8 +192,45 @@ def _plain(v: Any) -> Any:
     return v
 
 
+# Self-description written into every file gansim makes: the file says which contract it follows (and its
+# version), each dataset its units and meaning, and a dataset that holds placeholder zeros (a quantity the source
+# does not provide: a generator's overflow, a converted CaloChallenge file's overflow) says so.
+FORMAT_VERSION = 1
+
+
+def file_attrs(kind: DataKind, not_modelled: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """File attributes: format (gansim-calo / gansim-jets), format_version, and not_modelled when any."""
+    out: dict[str, Any] = {"format": f"gansim-{kind.name}", "format_version": FORMAT_VERSION}
+    if not_modelled:
+        out["not_modelled"] = ",".join(not_modelled)  # the same spelling production writes
+    return out
+
+
+def dataset_attrs(kind: DataKind, name: str, not_modelled: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Attributes of one dataset: units ('' = dimensionless), description, and not_modelled=True for placeholder
+    zeros. Produce's writers use these too."""
+    key = next((k for k in (*kind.keys, *kind.optional_keys) if k.name == name), None)
+    out: dict[str, Any] = {"units": key.unit if key else "", "description": key.doc if key else ""}
+    if name in not_modelled:
+        out["not_modelled"] = True
+        out["description"] = f"{out['description']}: NOT MODELLED, placeholder zeros"
+    return out
+
+
+def describe(f: h5py.File, not_modelled: tuple[str, ...] | list[str] = ()) -> None:
+    """Write the format attributes and every dataset's attributes into an open file of a known kind."""
+    kind = detect_format(f)
+    for k, v in file_attrs(kind, not_modelled).items():
+        f.attrs[k] = v
+    for name in f:
+        if isinstance(f[name], h5py.Dataset):
+            for k, v in dataset_attrs(kind, name, not_modelled).items():
+                f[name].attrs[k] = v
+
+
 def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarray], overflow: np.ndarray,
-               attrs: dict[str, Any] | None = None, compression: str | None = "gzip") -> Path:
+               attrs: dict[str, Any] | None = None, compression: str | None = "gzip",
+               not_modelled: tuple[str, ...] = ()) -> Path:
     """Write a CaloGAN-format file atomically (temporary name, then rename)."""
     path = Path(path)
     n = len(energy)
@@ -203,17 +240,18 @@ def write_calo(path: str | Path, energy: np.ndarray, layers: dict[str, np.ndarra
     for key in CALO_KEYS:
         if arrays[key.name].shape[1:] != key.shape:
             raise SchemaError(f"cannot write '{key.name}': shape {arrays[key.name].shape}, expected (N, {key.shape})")
-    return write_atomic(path, arrays, attrs, compression)
+    return write_atomic(path, arrays, attrs, compression, not_modelled)
 
 
 WRITE_BLOCK = 65536  # events per write: converting to float32 (and a contiguous copy) costs one block of memory
 
 
 def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None,
-                 compression: str | None = "gzip") -> Path:
-    """Write float32 datasets (+ attributes) to a temporary name, then rename: no half-written file is ever
-    visible under `path`, and an existing file there survives any failure. A full disk is an OSError naming the
-    file (see gansim.data.h5file), raised as soon as a block cannot be written."""
+                 compression: str | None = "gzip", not_modelled: tuple[str, ...] = ()) -> Path:
+    """Write float32 datasets (+ attributes, + the self-description of `describe` when the arrays form a known
+    kind) to a temporary name, then rename: no half-written file is ever visible under `path`, and an existing
+    file there survives any failure. A full disk is an OSError naming the file (see gansim.data.h5file), raised
+    as soon as a block cannot be written."""
     path = Path(path)
     with atomic_path(path) as tmp, create_h5(tmp, shown=path) as (f, guard):
         for name, arr in arrays.items():
@@ -225,6 +263,8 @@ def write_atomic(path: str | Path, arrays: dict[str, np.ndarray], attrs: dict[st
             for start in range(0, len(arr), WRITE_BLOCK):
                 ds[start:start + WRITE_BLOCK] = np.asarray(arr[start:start + WRITE_BLOCK], dtype=np.float32)
                 guard.check()
+        if detect_kind(set(arrays)) is not None:
+            describe(f, not_modelled)
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     return path

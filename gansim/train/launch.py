@@ -55,23 +55,29 @@ def check_inputs(cfg: Config) -> int:
 
 
 def ensure_ray(num_cpus_needed: float, num_gpus_needed: float, verbose: bool = True) -> None:
-    """Join RAY_ADDRESS when set (a cluster started by slurm/train.sh), else start a small local Ray."""
+    """Join RAY_ADDRESS when set (a cluster started by slurm/train.sh), else start a small local Ray. Either way
+    workers' output stays in Ray's log files and Ray's driver-side logging is gansim's (gansim.compat)."""
     import ray
+
+    from gansim.compat import ray_init, worker_logs_to_driver
 
     if ray.is_initialized():
         return
+    quiet = {"log_to_driver": worker_logs_to_driver()}
     address = os.environ.get("RAY_ADDRESS")
     if address:
         if verbose:
             print(f"gansim train: joining Ray cluster at {address}", flush=True)
-        ray.init(address=address, log_to_driver=True)
+        ray_init(address=address, **quiet)
         return
     cpus = max(float(os.cpu_count() or 1), num_cpus_needed)
     kwargs: dict[str, Any] = {}
     if num_gpus_needed == 0:
         kwargs["num_gpus"] = 0
-    ray.init(num_cpus=int(-(-cpus // 1)), object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
-             _node_ip_address="127.0.0.1", configure_logging=True, logging_level="warning", **kwargs)
+    # address="local": always a new instance of our own, even when another user's `ray start` on this node left
+    # its address in <ray temp dir>/ray_current_cluster (ray.init() would join that one).
+    ray_init(address="local", num_cpus=int(-(-cpus // 1)), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+             include_dashboard=False, _node_ip_address="127.0.0.1", **quiet, **kwargs)
 
 
 def _check_resources(cfg: Config) -> None:
@@ -152,16 +158,33 @@ def fit(cfg: Config, *, resume: bool = True, storage_path: str | None = None, ca
     ensure_ray(t.workers * t.cpus_per_worker, t.workers * t.gpus_per_worker, verbose)
     _check_resources(cfg)
     try:
-        result = _torch_trainer(cfg, out, exp, callbacks).fit()
+        with _console(verbose) as relay:
+            result = _torch_trainer(cfg, out, exp, callbacks, relay).fit()
     except Exception as exc:  # TrainingFailedError after max_failures restarts, or a controller error
-        raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp})") from None
+        raise GansimError(f"training failed: {_first_line(exc)} (checkpoints in {exp}{_logs_hint()})") from None
     metrics = _outcome(cfg, result, exp)
     if verbose:
+        from gansim.progress import finish
+
         fid = metrics.get("fidelity")
-        print(f"gansim train: done: epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
-              f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}", flush=True)
-        print(f"gansim train: next: gansim export {exp} --out {out / 'generator.pt'}", flush=True)
+        finish("train", f"epoch {metrics.get('epoch')}, step {metrics.get('step')}, fidelity "
+                        f"{fid if fid is None else f'{fid:.4g}'}; latest checkpoint {latest_checkpoint(exp)}",
+               f"gansim export {exp} --out {out / 'generator.pt'}")
     return result
+
+
+def _console(verbose: bool) -> Any:
+    """Where rank 0's progress bar and epoch lines are drawn: here (a ConsoleRelay), or nowhere (tune trials)."""
+    from gansim.progress import ConsoleRelay
+
+    return ConsoleRelay() if verbose else contextlib.nullcontext()
+
+
+def _logs_hint() -> str:
+    from gansim.compat import ray_log_dir
+
+    where = ray_log_dir()
+    return f"; Ray's worker logs in {where}" if where else ""
 
 
 def _announce(cfg: Config, out: Path, exp: Path, previous: dict[str, Any] | None) -> None:
@@ -179,7 +202,7 @@ def _announce(cfg: Config, out: Path, exp: Path, previous: dict[str, Any] | None
               "continuing (use --fresh to start over)", flush=True)
 
 
-def _torch_trainer(cfg: Config, out: Path, exp: Path, callbacks: list[Any] | None) -> Any:
+def _torch_trainer(cfg: Config, out: Path, exp: Path, callbacks: list[Any] | None, relay: Any) -> Any:
     """The Ray Train TorchTrainer: t.workers DDP workers (gloo on CPU, NCCL on GPU) running the loop."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -191,7 +214,8 @@ def _torch_trainer(cfg: Config, out: Path, exp: Path, callbacks: list[Any] | Non
     resources = {"CPU": t.cpus_per_worker, **({"GPU": t.gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.to_dict(), "out_dir": str(out)},
+        train_loop_config={"cfg": cfg.to_dict(), "out_dir": str(out),
+                           "progress_relay": relay.queue if relay is not None else None},
         scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=use_gpu,
                                                resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
@@ -208,7 +232,7 @@ def _torch_trainer(cfg: Config, out: Path, exp: Path, callbacks: list[Any] | Non
 def _outcome(cfg: Config, result: Any, exp: Path) -> dict[str, Any]:
     """The run's final metrics; GansimError when it failed or diverged."""
     if result.error is not None:
-        raise GansimError(f"training failed: {_first_line(result.error)}")
+        raise GansimError(f"training failed: {_first_line(result.error)}{_logs_hint()}")
     metrics = result.metrics or {}
     # Ray Train V2's Result.metrics belong to the latest *checkpoint*; the loop's diverged report carries none,
     # so rank 0's return value (the loop summary) is the reliable divergence signal.

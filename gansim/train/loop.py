@@ -68,7 +68,7 @@ def run_training(cfg: Config, session: Session, out_dir: str | Path) -> dict[str
         return summary
     reference = reference_sample(val_ds.arrays(), cfg.train.val_events, cfg.run.seed) if rank == 0 else {}
     tb = TBLogger(out_dir / "tb" if rank == 0 else None)
-    pbar = progress_bar(rank, epochs * per_epoch, tr.epoch * per_epoch)
+    pbar = progress_bar(rank, epochs * per_epoch, tr.step)
     try:
         for epoch in range(tr.epoch, epochs):
             metrics = tr.train_epoch(loader, epoch, on_log=_logger(tb, pbar))
@@ -112,7 +112,7 @@ def _write_pid(out_dir: Path, rank: int) -> None:
 def _logger(tb: Any, pbar: Any) -> Any:
     def on_log(tr: Trainer, stats: dict[str, float], count: int, seconds: float) -> None:
         if pbar is not None:
-            pbar.update(tr.cfg.train.log_every)
+            pbar.update(tr.step - pbar.n)  # the bar counts optimiser steps: exact after a resume or a short epoch
             pbar.set_postfix(epoch=tr.epoch + 1, d=f"{stats.get('d_loss', float('nan')):.3g}",
                              g=f"{stats.get('g_loss', float('nan')):.3g}", refresh=False)
         if tr.rank == 0:
@@ -156,6 +156,7 @@ def _print_epoch(m: dict[str, float], epochs: int, pbar: Any) -> None:
             f"D(G(z)) {m.get('d_fake', float('nan')):.3g}  fidelity {m['fidelity']:.4g}  "
             f"{m['samples_per_s']:.0f} samples/s  non-finite {int(m['nonfinite_steps'])}")
     if pbar is not None:
+        pbar.update(int(m["step"]) - pbar.n)
         pbar.write(line, file=sys.stdout)
     else:
         print(line, flush=True)
@@ -164,8 +165,10 @@ def _print_epoch(m: dict[str, float], epochs: int, pbar: Any) -> None:
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Ray Train worker entry point: config = {"cfg": Config.to_dict(), "out_dir": str (optional)}."""
     from gansim.compat import quiet_ray_train_logs
+    from gansim.progress import install_relay
 
     quiet_ray_train_logs()
+    install_relay(config.get("progress_relay"))  # rank 0's bar and epoch lines are drawn by the driver
     cfg = config_from_dict(config["cfg"])
     return run_training(cfg, RaySession(), config.get("out_dir") or cfg.run.out_dir)
 

@@ -10,6 +10,10 @@ import numpy as np
 from gansim.kinds import DataKind
 
 HIST_FEATURES = 8  # per-epoch histogram panels: the features with the largest separation power
+# The same panels every epoch (a slider in TensorBoard shows one feature evolve): the shower shapes physicists
+# look at first, and the jet observables; whichever the kind's features include.
+KEY_FEATURES = ("E_tot_over_E_inc", "shower_depth", "depth_width", "frac_0", "frac_1", "frac_2",
+                "mass", "pt", "tau_21", "n_pixels")
 
 
 class TBLogger:
@@ -64,10 +68,13 @@ class TBLogger:
 
         fr, fg = kind.features(reference), kind.features(generated)
         sep = {k: separation_power(fr[k], fg[k]) for k in fr}
+        key = [k for k in KEY_FEATURES if k in fr] or list(fr)[:6]
         worst = sorted(sep, key=lambda k: -sep[k])[:HIST_FEATURES]
-        items = [HistItem(k, fr[k], fg[k], sep[k]) for k in worst]
         assert self.writer is not None
-        self.writer.add_figure("features/worst", histogram_figure(items, "largest separation power"), step)
+        for tag, names, title in (("features/key", key, "key shower shapes / observables"),
+                                  ("features/worst", worst, "largest separation power")):
+            items = [HistItem(k, fr[k], fg[k], sep[k]) for k in names]
+            self.writer.add_figure(tag, histogram_figure(items, f"{title}: reference vs generated"), step)
 
     def hparams(self, cfg: Any, metrics: dict[str, float]) -> None:
         """The run's hyperparameters with its final metrics (TensorBoard's HPARAMS tab)."""

@@ -10,6 +10,7 @@ from gansim.config import Config, config_from_dict, set_dotted
 from gansim.tune.space import SearchSpace
 
 METRIC = "fidelity"
+TRIAL_DIR = "trial_dir"  # reported with every result: the searcher stores it in the Optuna trial's user attrs
 TRAIN_RUN = "train"  # checkpoints of a trial: <trial dir>/train/checkpoint_epoch_*
 
 
@@ -34,8 +35,9 @@ def build_trial_config(space: SearchSpace, base: dict[str, Any], values: dict[st
     return config_from_dict(data)
 
 
-def _report_callback() -> Any:
-    """TuneReportCallback that also keeps the objective finite (NaN would poison TPE and ASHA)."""
+def _report_callback(trial_dir: Path) -> Any:
+    """TuneReportCallback that keeps the objective finite (NaN would poison TPE and ASHA) and names the trial's
+    directory (checkpoints under train/, TensorBoard under tb/)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     class FidelityReportCallback(TuneReportCallback):
@@ -44,6 +46,7 @@ def _report_callback() -> Any:
                 value = m.get(METRIC)
                 if value is None or not math.isfinite(float(value)):
                     m[METRIC] = math.inf
+                m[TRIAL_DIR] = str(trial_dir)
             super().after_report(run_context, metrics, checkpoint)
 
     return FidelityReportCallback()
@@ -66,4 +69,4 @@ def trial_driver(config: dict[str, Any], *, space: SearchSpace, base: dict[str, 
     cfg = build_trial_config(space, base, values, trial_overrides(trial_dir, workers, gpus_per_trial))
     # Same out_dir + run name on a resumed trial → fit continues from the trial's latest training checkpoint.
     # fit raises a GansimError when the run diverges or fails: Tune records the trial as ERROR, Optuna as FAIL.
-    fit(cfg, resume=True, callbacks=[_report_callback()], verbose=False)
+    fit(cfg, resume=True, callbacks=[_report_callback(trial_dir)], verbose=False)

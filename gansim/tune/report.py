@@ -1,4 +1,4 @@
-"""Study outputs: results table (CSV + Markdown, sorted by score), best.yaml, and PNG plots (matplotlib Agg)."""
+"""Study outputs: results table (CSV + Markdown, sorted by score), best.yaml, and Optuna's matplotlib plots."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gansim.config import Config
 from gansim.tune.driver import METRIC
@@ -67,8 +69,9 @@ def trial_rows(trials: list[Any], space: SearchSpace, max_t: int, optuna_ids: di
             row[name] = t.config.get(name)
         row["error"] = _error_of(t, errors or {}) if status == "failed" else ""
         rows.append(row)
+    # the trial id breaks ties (failed trials have no score): the same table after a resume
     rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 3), r[METRIC] is None,
-                             r[METRIC] if r[METRIC] is not None else 0.0))
+                             r[METRIC] if r[METRIC] is not None else 0.0, str(r["trial"])))
     for i, r in enumerate(rows, 1):
         r["rank"] = i if r[METRIC] is not None else ""
     return rows
@@ -128,49 +131,6 @@ def _plt() -> Any:
     return plt
 
 
-def _scored(study: Any) -> list[tuple[int, float, str]]:
-    """(number, score, state) of complete and pruned Optuna trials; pruned score = last intermediate value."""
-    import optuna
-
-    out = []
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
-            out.append((t.number, float(t.value), "complete"))
-        elif t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values:
-            out.append((t.number, float(t.intermediate_values[max(t.intermediate_values)]), "pruned"))
-    return [(n, v, s) for n, v, s in out if math.isfinite(v)]
-
-
-def plot_history(study: Any, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    pts = _scored(study)
-    for state, marker in (("complete", "o"), ("pruned", "x")):
-        xs = [n for n, _, s in pts if s == state]
-        ys = [v for _, v, s in pts if s == state]
-        if xs:
-            ax.scatter(xs, ys, marker=marker, label=state, alpha=0.8)
-    done = sorted((n, v) for n, v, s in pts if s == "complete")
-    if done:
-        best, bx, by = math.inf, [], []
-        for n, v in done:
-            best = min(best, v)
-            bx.append(n)
-            by.append(best)
-        ax.step(bx, by, where="post", color="k", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"{METRIC} (lower is better)")
-    ax.set_title("optimisation history")
-    if pts:
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no scored trials yet", ha="center", transform=ax.transAxes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def param_importances(study: Any) -> dict[str, float] | None:
     """Optuna's (fANOVA) importances, or None when fewer than 2 complete trials make it meaningless."""
     import optuna
@@ -184,54 +144,55 @@ def param_importances(study: Any) -> dict[str, float] | None:
         return None
 
 
-def plot_importance(study: Any, path: Path) -> Path:
+# file name -> (optuna.visualization.matplotlib function, what the plot needs when it cannot be drawn yet)
+STUDY_PLOTS = {
+    "history": ("plot_optimization_history", "complete trials"),
+    "intermediate": ("plot_intermediate_values", "trials with reported epochs"),
+    "importance": ("plot_param_importances", "at least 2 complete trials with varied parameters"),
+    "slice": ("plot_slice", "complete trials"),
+}
+
+
+def study_plot(study: Any, name: str, path: Path) -> Path:
+    """One of Optuna's own matplotlib plots of the study (what optuna-dashboard shows), or a placeholder naming
+    what is missing; written atomically as a PNG."""
+    import inspect
+    import warnings
+
+    import optuna
+    import optuna.visualization.matplotlib as ovm
+
+    from gansim.atomic import atomic_path
+
     plt = _plt()
-    imp = param_importances(study)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if imp:
-        names = list(imp)[::-1]
-        ax.barh(names, [imp[n] for n in names])
-        ax.set_xlabel("importance (fANOVA)")
-    else:
-        ax.text(0.5, 0.5, "parameter importances need at least 2 complete trials\nwith varied parameters",
-                ha="center", va="center", transform=ax.transAxes)
+    func, needs = STUDY_PLOTS[name]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning, "no trials" UserWarnings
+            if name == "importance" and param_importances(study) is None:
+                raise ValueError(needs)
+            plot = getattr(ovm, func)
+            named = "target_name" in inspect.signature(plot).parameters  # all but the intermediate-values plot
+            axes = plot(study, target_name=f"{METRIC} (lower is better)") if named else plot(study)
+        fig = np.ravel(axes)[0].figure
+        if not study.trials or not fig.axes or not any(ax.has_data() for ax in fig.axes):
+            raise ValueError(needs)
+    except (ValueError, RuntimeError, ZeroDivisionError, optuna.exceptions.OptunaError):
+        plt.close("all")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.text(0.5, 0.5, f"{name}: needs {needs}", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
-    ax.set_title("parameter importances")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_loss(rows: list[dict[str, Any]], space: SearchSpace, base: Config, path: Path) -> Path:
-    """Score per adversarial loss (complete filled, pruned hollow; failures counted under the axis)."""
-    plt = _plt()
-    loss_param = next((p for p in space.params.values() if p.key == "loss.name"), None)
-    names = list(loss_param.values) if loss_param else [base.loss.name]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, name in enumerate(names):
-        sel = [r for r in rows if (r.get(loss_param.name) if loss_param else base.loss.name) == name]
-        for status, face in (("complete", f"C{i % 10}"), ("pruned", "none")):
-            ys = [r[METRIC] for r in sel if r["status"] == status and r[METRIC] is not None]
-            ax.scatter([i] * len(ys), ys, facecolors=face, edgecolors=f"C{i % 10}", alpha=0.8,
-                       label=status if i == 0 else None)
-        failed = sum(r["status"] == "failed" for r in sel)
-        if failed:
-            ax.annotate(f"{failed} failed", (i, 0), xycoords=("data", "axes fraction"), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=8, color="red")
-    ax.set_xticks(range(len(names)), [str(n) for n in names], rotation=15)
-    ax.set_ylabel(f"{METRIC} (lower is better)")
-    ax.set_title("adversarial loss vs score")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.set_size_inches(max(fig.get_size_inches()[0], 7), max(fig.get_size_inches()[1], 4))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    plt.close("all")
     return path
 
 
 def write_reports(out: Path, exp_path: Path, base: Config, space: SearchSpace, study_name: str,
                   storage: Any, errors: dict[str, str] | None = None) -> dict[str, Any]:
-    """Everything under out/: results.csv, results.md, best.yaml, plots/*.png. Returns their paths + rows.
+    """Everything under out/: results.csv, results.md, best.yaml, plots/*.png (Optuna's own matplotlib plots).
+    Returns their paths + rows.
     ``errors`` maps trial directory names to error messages (from Tune's ResultGrid)."""
     import optuna
     from ray.tune import ExperimentAnalysis
@@ -239,8 +200,7 @@ def write_reports(out: Path, exp_path: Path, base: Config, space: SearchSpace, s
     study = optuna.load_study(study_name=study_name, storage=storage)
     optuna_ids = {t.user_attrs["tune_trial_id"]: t.number for t in study.trials if "tune_trial_id" in t.user_attrs}
     trials = ExperimentAnalysis(str(exp_path)).trials
-    max_t = space.trial_config(base.to_dict(), {n: p.extremes()[0] for n, p in space.params.items()}).train.epochs
-    rows = trial_rows(trials, space, max_t, optuna_ids, errors)
+    rows = trial_rows(trials, space, space.epochs(base), optuna_ids, errors)
     cols = columns(space)
     files: dict[str, Any] = {"_rows": rows}
     files["csv"] = write_csv(rows, cols, out / "results.csv")
@@ -251,7 +211,6 @@ def write_reports(out: Path, exp_path: Path, base: Config, space: SearchSpace, s
         files["best"] = best_config(base, space, params).save(out / "best.yaml")
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
-    files["history"] = plot_history(study, plots / "history.png")
-    files["importance"] = plot_importance(study, plots / "importance.png")
-    files["loss"] = plot_loss(rows, space, base, plots / "loss_vs_score.png")
+    for name in STUDY_PLOTS:
+        files[name] = study_plot(study, name, plots / f"{name}.png")
     return files

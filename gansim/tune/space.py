@@ -1,10 +1,13 @@
-"""Search space files (configs/tune/*.yaml): parsing, validation against the config tree, Optuna distributions.
+"""Search space files (configs/tune/*.yaml), validated by the config tree's own code, and Optuna distributions.
 
 A space file::
 
-    study_name: calogan-eplus          # optional; Optuna study name (default: run.name of the config)
-    scheduler: {type: asha, grace_period: 2, reduction_factor: 3}   # or {type: none}
-    sampler: {n_startup_trials: 10}    # TPE random warm-up trials
+    tune:                              # overrides of the config's tune section for this study (`gansim config
+      study_name: calogan-eplus        #   --list` shows every tune.* key); command-line flags override these
+      scheduler: asha                  # asha (early stopping on the per-epoch fidelity) or none
+      grace_period: 2
+      reduction_factor: 3
+      n_startup_trials: 10             # TPE random warm-up trials
     fixed: {train.epochs: 20}          # dotted overrides applied to every trial
     params:                            # name -> distribution over one dotted config key
       loss:     {key: loss.name, type: choice, values: [minimax, hinge]}
@@ -14,9 +17,10 @@ A space file::
     points_to_evaluate:                # optional: full parameter sets tried first (e.g. the paper's)
       - {loss: minimax, lr_g: 2.0e-4, lr_ratio: 0.1, n_critic: 1}
 
-Types: uniform, loguniform, int (optional ``log: true``, ``step``), choice. Every bound and choice is checked
-with gansim.config.config_from_dict before a trial starts, so a space that the config tree would reject fails
-up front with a GansimError naming the parameter.
+Each parameter is a `Param` built by gansim.config.build_section (unknown keys, wrong types and cross-field
+problems are ConfigErrors naming the key), the file itself a `SpaceFile`, the tune section a `TuneConfig`. Every
+fixed value, bound and choice is then checked with config_from_dict, so a space that the config tree would
+reject fails before Ray starts, with a SpaceError naming the file and the parameter.
 """
 
 from __future__ import annotations
@@ -28,17 +32,29 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from gansim.config import Config, ConfigError, config_from_dict, read_yaml, resolve_config_path, set_dotted
+from gansim.config import (
+    Config,
+    ConfigError,
+    TuneConfig,
+    _check_value,
+    _f,
+    build_section,
+    config_from_dict,
+    leaf_type,
+    parse_override,
+    read_yaml,
+    resolve_config_path,
+    set_dotted,
+)
 from gansim.errors import GansimError
 
-TYPES = ("uniform", "loguniform", "int", "choice")
-TOP_KEYS = ("study_name", "scheduler", "sampler", "fixed", "params", "points_to_evaluate")
-PARAM_FIELDS = ("key", "type", "low", "high", "values", "log", "step", "scale_by")
-SCHEDULERS = ("asha", "none")
-# Set per trial from the command-line flags / output layout, so a space may not move them.
+# Set per trial from the tune section / output layout, so a space may not move them.
 RESERVED_KEYS = ("run.out_dir", "run.name", "train.workers", "train.gpus_per_worker")
+# The format before the tune section existed; refused with the new spelling rather than "unknown key".
+LEGACY_KEYS = {"scheduler": "tune: {scheduler: asha, grace_period: 2, reduction_factor: 3}",
+               "sampler": "tune: {n_startup_trials: 10}", "study_name": "tune: {study_name: NAME}"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -46,19 +62,73 @@ class SpaceError(GansimError):
     """A search-space file problem; the message names the file and the parameter."""
 
 
-@dataclass
-class Param:
-    """One searched parameter: a distribution over the value written to config key ``key``."""
+def _plain_choice(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
 
-    name: str
-    key: str
-    type: str
-    low: float | int | None = None
-    high: float | int | None = None
-    values: list[Any] = field(default_factory=list)
-    log: bool = False
-    step: float | int | None = None
-    scale_by: str | None = None  # config value = sampled value × value of this other parameter
+
+@dataclass(kw_only=True, slots=True)
+class Param:
+    """One searched parameter: a distribution over the value written to config key `key`."""
+
+    key: str = field(metadata={"help": "dotted config key the value is written to, e.g. train.lr_g"})
+    type: Literal["uniform", "loguniform", "int", "choice"] = field(
+        metadata={"help": "distribution: uniform / loguniform (low, high), int (low, high inclusive), choice"})
+    low: float | None = _f(None, help="lower bound of uniform, loguniform and int")
+    high: float | None = _f(None, help="upper bound of uniform, loguniform and int")
+    values: list[Any] = _f([], help="the choices of type choice (numbers, strings or booleans)")
+    log: bool = _f(False, help="int: sample on a log scale")
+    step: float | None = _f(None, help="uniform / int: grid step")
+    scale_by: str = _f("", help="config value = sampled value x this other parameter's value (lr_d = ratio x lr_g)")
+
+    def __post_init__(self) -> None:
+        if not self.key or any(not part for part in self.key.split(".")):
+            raise ConfigError(f"'key' must be a dotted config key such as train.lr_g, got {self.key!r}")
+        if self.key in RESERVED_KEYS:
+            raise ConfigError(f"{self.key} is set by `gansim tune` itself (per-trial resources come from the tune "
+                              "section: tune.workers_per_trial, tune.gpus_per_trial) and cannot be searched")
+        leaf_type(self.key)  # ConfigError "unknown key ..." for a key the config tree does not have
+        if self.type == "choice":
+            self._check_choice()
+        else:
+            self._check_range()
+
+    def _check_choice(self) -> None:
+        for name in ("low", "high", "step"):
+            if getattr(self, name) is not None:
+                raise ConfigError(f"a choice takes 'values', not {name!r}")
+        if not self.values:
+            raise ConfigError(f"a choice needs a non-empty list 'values', got {self.values!r}")
+        bad = next((v for v in self.values if not _plain_choice(v)), None)
+        if bad is not None:
+            raise ConfigError(f"choice values must be plain numbers, strings or booleans, got {bad!r}")
+        if len({json.dumps(v) for v in self.values}) != len(self.values):
+            raise ConfigError(f"duplicate values in {self.values!r}")
+        if self.log or self.scale_by:
+            raise ConfigError("'log' and 'scale_by' apply to numeric ranges, not to a choice")
+
+    def _check_range(self) -> None:
+        if self.values:
+            raise ConfigError(f"type {self.type} takes 'low' and 'high', not 'values' (use type: choice)")
+        for name in ("low", "high"):
+            if getattr(self, name) is None:
+                raise ConfigError(f"type {self.type} needs '{name}'")
+        if self.type == "int":
+            for name in ("low", "high", "step"):
+                v = getattr(self, name)
+                if v is not None and float(v) != int(v):
+                    raise ConfigError(f"{name}: expected an integer, got {v!r}")
+        if self.low >= self.high:  # type: ignore[operator]
+            raise ConfigError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.type == "uniform" and self.log:
+            raise ConfigError("use type: loguniform instead of uniform with log: true")
+        is_log = self.type == "loguniform" or self.log
+        if is_log and self.low <= 0:  # type: ignore[operator]
+            raise ConfigError(f"a log distribution needs low > 0, got {self.low:g}")
+        if self.step is not None and (self.step <= 0 or is_log):
+            raise ConfigError(f"step must be positive and cannot be combined with a log scale, got {self.step:g}")
+
+    def bound(self, value: float) -> float | int:
+        return int(value) if self.type == "int" else float(value)
 
     def distribution(self) -> Any:
         """The Optuna distribution of the sampled value (before scale_by)."""
@@ -67,39 +137,40 @@ class Param:
         if self.type == "choice":
             return CategoricalDistribution(list(self.values))
         if self.type == "int":
-            return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
-        return FloatDistribution(float(self.low), float(self.high), log=self.type == "loguniform",
-                                 step=self.step)
+            return IntDistribution(int(self.low), int(self.high), log=self.log,  # type: ignore[arg-type]
+                                   step=int(self.step or 1))
+        return FloatDistribution(float(self.low), float(self.high),  # type: ignore[arg-type]
+                                 log=self.type == "loguniform", step=self.step)
 
     def extremes(self) -> list[Any]:
         """The values that bound this parameter (validated against the config tree)."""
-        return list(self.values) if self.type == "choice" else [self.low, self.high]
+        return list(self.values) if self.type == "choice" else [self.bound(self.low), self.bound(self.high)]  # type: ignore[arg-type]
 
 
-@dataclass
-class SchedulerSpec:
-    type: str = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
+@dataclass(kw_only=True, slots=True)
+class SpaceFile:
+    """The top level of a search-space file."""
+
+    tune: dict[str, Any] = _f({}, help="overrides of the config's tune section (a TuneConfig mapping)")
+    fixed: dict[str, Any] = _f({}, help="dotted config key -> value, applied to every trial")
+    params: dict[str, Any] = _f({}, help="parameter name -> Param mapping")
+    points_to_evaluate: list[Any] = _f([], help="full parameter sets tried first")
 
 
 @dataclass
 class SearchSpace:
-    """A validated search space; ``apply`` turns one trial's parameter values into config overrides."""
+    """A validated search space; `trial_config` turns one trial's parameter values into its full Config."""
 
     params: dict[str, Param]
     fixed: dict[str, Any] = field(default_factory=dict)
-    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
-    n_startup_trials: int = 10
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
-    study_name: str | None = None
     source: str = "<space>"
 
     def distributions(self) -> dict[str, Any]:
         return {name: p.distribution() for name, p in self.params.items()}
 
     def config_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Dotted config key → value for one trial (fixed overrides first, then the searched parameters)."""
+        """Dotted config key -> value for one trial (fixed overrides first, then the searched parameters)."""
         missing = sorted(set(self.params) - set(values))
         if missing:
             raise SpaceError(f"{self.source}: trial values lack parameter {missing[0]!r}")
@@ -119,136 +190,123 @@ class SearchSpace:
         """The full resolved Config of one trial (what best.yaml holds for the winner)."""
         return config_from_dict(self.trial_dict(base, values))
 
+    def any_values(self) -> dict[str, Any]:
+        return {n: p.extremes()[0] for n, p in self.params.items()}
+
+    def epochs(self, base: Config) -> int:
+        """train.epochs of every trial (ASHA's max_t): the base's, or the space's fixed value."""
+        return self.trial_config(base.to_dict(), self.any_values()).train.epochs
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "study_name": self.study_name,
-            "scheduler": dataclasses.asdict(self.scheduler),
-            "sampler": {"n_startup_trials": self.n_startup_trials},
-            "fixed": dict(self.fixed),
-            "params": {n: {k: v for k, v in dataclasses.asdict(p).items() if k != "name" and v not in (None, [])}
-                       for n, p in self.params.items()},
-            "points_to_evaluate": [dict(p) for p in self.points_to_evaluate],
-        }
+        return {"fixed": dict(self.fixed),
+                "params": {n: {k: v for k, v in dataclasses.asdict(p).items() if v not in (None, [], "", False)}
+                           for n, p in self.params.items()},
+                "points_to_evaluate": [dict(p) for p in self.points_to_evaluate]}
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=str)
 
 
-def _number(where: str, value: Any, *, integer: bool = False) -> float | int:
-    # YAML 1.1 reads 1e-5 (no dot) as a string; accept it like the --set parser does.
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise SpaceError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise SpaceError(f"{where}: expected a number, got {value!r}")
-    if value in (float("inf"), float("-inf")):
-        raise SpaceError(f"{where}: must be finite, got {value!r}")
-    if integer:
-        if float(value) != int(value):
-            raise SpaceError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
-    return float(value)
+def _built(cls: type, data: Any, prefix: str, source: str) -> Any:
+    try:
+        return build_section(cls, data, prefix)
+    except ConfigError as exc:
+        raise SpaceError(f"{source}: {exc}") from None
 
 
-def _parse_param(name: str, spec: Any, where: str) -> Param:
-    at = f"{where}: params.{name}"
-    if not _NAME.match(name):
-        raise SpaceError(f"{at}: parameter names are letters, digits and '_' (not starting with a digit)")
-    if not isinstance(spec, dict):
-        raise SpaceError(f"{at}: expected a mapping with key, type, ... got {spec!r}")
-    unknown = sorted(set(spec) - set(PARAM_FIELDS))
-    if unknown:
-        raise SpaceError(f"{at}: unknown field {unknown[0]!r} (known: {', '.join(PARAM_FIELDS)})")
-    key, kind = spec.get("key"), spec.get("type")
-    if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
-        raise SpaceError(f"{at}: 'key' must be a dotted config key such as train.lr_g, got {key!r}")
-    if key in RESERVED_KEYS:
-        raise SpaceError(f"{at}: {key} is set by `gansim tune` itself (per-trial resources come from "
-                         "--workers-per-trial / --gpus-per-trial) and cannot be searched")
-    if kind not in TYPES:
-        raise SpaceError(f"{at}: unknown distribution type {kind!r} (known: {', '.join(TYPES)})")
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise SpaceError(f"{at}: 'log' must be true or false, got {log!r}")
-    scale_by = spec.get("scale_by")
-    if scale_by is not None and not isinstance(scale_by, str):
-        raise SpaceError(f"{at}: 'scale_by' must name another parameter, got {scale_by!r}")
-    if kind == "choice":
-        for f in ("low", "high", "step"):
-            if f in spec:
-                raise SpaceError(f"{at}: a choice takes 'values', not {f!r}")
-        values = spec.get("values")
-        if not isinstance(values, list) or not values:
-            raise SpaceError(f"{at}: a choice needs a non-empty list 'values', got {values!r}")
-        for v in values:
-            if v is not None and not isinstance(v, (bool, int, float, str)):
-                raise SpaceError(f"{at}: choice values must be plain numbers, strings or booleans, got {v!r}")
-        if len({json.dumps(v) for v in values}) != len(values):
-            raise SpaceError(f"{at}: duplicate values in {values!r}")
-        if log or scale_by:
-            raise SpaceError(f"{at}: 'log' and 'scale_by' apply to numeric ranges, not to a choice")
-        return Param(name, key, kind, values=list(values))
-    if "values" in spec:
-        raise SpaceError(f"{at}: type {kind} takes 'low' and 'high', not 'values' (use type: choice)")
-    for f in ("low", "high"):
-        if f not in spec:
-            raise SpaceError(f"{at}: type {kind} needs '{f}'")
-    integer = kind == "int"
-    low = _number(f"{at}.low", spec["low"], integer=integer)
-    high = _number(f"{at}.high", spec["high"], integer=integer)
-    if low >= high:
-        raise SpaceError(f"{at}: low ({low}) must be below high ({high})")
-    is_log = kind == "loguniform" or log
-    if kind == "uniform" and log:
-        raise SpaceError(f"{at}: use type: loguniform instead of uniform with log: true")
-    if is_log and low <= 0:
-        raise SpaceError(f"{at}: a log distribution needs low > 0, got {low}")
-    step = spec.get("step")
-    if step is not None:
-        step = _number(f"{at}.step", step, integer=integer)
-        if step <= 0:
-            raise SpaceError(f"{at}: step must be positive, got {step}")
-        if is_log:
-            raise SpaceError(f"{at}: step cannot be combined with a log scale")
-    return Param(name, key, kind, low=low, high=high, log=log if integer else False, step=step, scale_by=scale_by)
+def read_space(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a search-space file (path or shipped name such as tune/calogan)."""
+    try:
+        return read_yaml(resolve_config_path(path))
+    except ConfigError as exc:
+        raise SpaceError(str(exc).replace("config file", "search-space file")) from None
+
+
+def space_file(data: Any, source: str) -> SpaceFile:
+    """The top level of a space, its tune section validated as TuneConfig keys."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"{source}: top level must be a mapping (tune, fixed, params, points_to_evaluate)")
+    legacy = next((k for k in LEGACY_KEYS if k in data), None)
+    if legacy:
+        raise SpaceError(f"{source}: '{legacy}' moved into the tune section; write {LEGACY_KEYS[legacy]} "
+                         "(`gansim config --list` shows every tune.* key)")
+    top = _built(SpaceFile, data, "", source)
+    _built(TuneConfig, top.tune, "tune", source)
+    return top
+
+
+def with_space_tune(config_data: dict[str, Any], space: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of a config mapping with the space's tune section laid over its own."""
+    top = space_file(space, source)
+    data = copy.deepcopy(config_data)
+    tune = data.setdefault("tune", {})
+    if not isinstance(tune, dict):
+        raise SpaceError("config: tune: expected a mapping")
+    tune.update(top.tune)
+    return data
+
+
+def _parse_params(raw: dict[str, Any], source: str) -> dict[str, Param]:
+    if not raw:
+        raise SpaceError(f"{source}: 'params' must be a non-empty mapping of parameter name -> distribution")
+    params: dict[str, Param] = {}
+    for name, spec in raw.items():
+        if not _NAME.match(str(name)):
+            raise SpaceError(f"{source}: params.{name}: parameter names are letters, digits and '_' (not "
+                             "starting with a digit)")
+        params[str(name)] = _built(Param, spec, f"params.{name}", source)
+    keys: dict[str, str] = {}
+    for name, p in params.items():
+        if p.key in keys:
+            raise SpaceError(f"{source}: params.{name} and params.{keys[p.key]} both set {p.key}")
+        keys[p.key] = name
+        if p.scale_by:
+            _check_scale_by(name, p, params, source)
+    return params
+
+
+def _check_scale_by(name: str, p: Param, params: dict[str, Param], source: str) -> None:
+    other = params.get(p.scale_by)
+    at = f"{source}: params.{name}.scale_by"
+    if other is None or other is p:
+        raise SpaceError(f"{at}: {p.scale_by!r} is not another parameter")
+    if other.type == "choice" and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          for v in other.values):
+        raise SpaceError(f"{at}: {p.scale_by} is not numeric")
+    if other.scale_by:
+        raise SpaceError(f"{at}: {p.scale_by} is itself scaled (no chains)")
+
+
+def _rejected(data: dict[str, Any], key: str, value: Any) -> str | None:
+    """The config tree's objection to setting key = value on data, or None."""
+    data = copy.deepcopy(data)
+    try:
+        set_dotted(data, key, value)
+        config_from_dict(data)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _check_against_config(space: SearchSpace, base: dict[str, Any]) -> None:
-    """Every fixed override, bound and choice must be accepted by the config tree (typed, ranged)."""
+    """Every fixed override, bound and choice (products for scale_by) must be accepted by the config tree."""
     where = space.source
     fixed_base = copy.deepcopy(base)
     for key, value in space.fixed.items():
         if key in RESERVED_KEYS:
             raise SpaceError(f"{where}: fixed.{key} is set by `gansim tune` itself")
-        try:
-            set_dotted(fixed_base, key, value)
-            config_from_dict(fixed_base)
-        except ConfigError as exc:
-            raise SpaceError(f"{where}: fixed.{key}: {exc}") from None
-    for p in space.params.values():
-        if p.scale_by:
-            continue
-        for v in p.extremes():
-            data = copy.deepcopy(fixed_base)
-            try:
-                set_dotted(data, p.key, v)
-                config_from_dict(data)
-            except ConfigError as exc:
-                raise SpaceError(f"{where}: params.{p.name} = {v!r} is rejected by the config: {exc}") from None
-    for p in space.params.values():
-        if not p.scale_by:
-            continue
-        other = space.params[p.scale_by]
-        for a, b in itertools.product(p.extremes(), other.extremes()):
-            data = copy.deepcopy(fixed_base)
-            try:
-                set_dotted(data, p.key, a * b)
-                config_from_dict(data)
-            except ConfigError as exc:
-                raise SpaceError(f"{where}: params.{p.name} = {a!r} × {p.scale_by} = {b!r} is rejected by the "
-                                 f"config: {exc}") from None
+        problem = _rejected(fixed_base, key, value)
+        if problem:
+            raise SpaceError(f"{where}: fixed.{key}: {problem}")
+        set_dotted(fixed_base, key, value)
+    for name, p in space.params.items():
+        other = space.params[p.scale_by] if p.scale_by else None
+        pairs = itertools.product(p.extremes(), other.extremes() if other else [None])
+        for a, b in pairs:
+            problem = _rejected(fixed_base, p.key, a if b is None else a * b)
+            if problem:
+                shown = f"{a!r}" if b is None else f"{a!r} × {p.scale_by} = {b!r}"
+                raise SpaceError(f"{where}: params.{name} = {shown} is rejected by the config: {problem}")
 
 
 def _check_points(space: SearchSpace) -> None:
@@ -257,8 +315,7 @@ def _check_points(space: SearchSpace) -> None:
         at = f"{space.source}: points_to_evaluate[{i}]"
         if not isinstance(point, dict):
             raise SpaceError(f"{at}: expected a mapping of parameter values, got {point!r}")
-        extra = sorted(set(point) - set(dists))
-        missing = sorted(set(dists) - set(point))
+        extra, missing = sorted(set(point) - set(dists)), sorted(set(dists) - set(point))
         if extra:
             raise SpaceError(f"{at}: unknown parameter {extra[0]!r}")
         if missing:
@@ -266,8 +323,10 @@ def _check_points(space: SearchSpace) -> None:
         for name, value in point.items():
             p = space.params[name]
             if p.type != "choice":
-                value = _number(f"{at}.{name}", value, integer=p.type == "int")
-                point[name] = value
+                try:
+                    point[name] = value = _check_value(f"{at}.{name}", value, int if p.type == "int" else float, {})
+                except ConfigError as exc:
+                    raise SpaceError(str(exc)) from None
             try:
                 ok = dists[name]._contains(dists[name].to_internal_repr(value))
             except (ValueError, TypeError):
@@ -277,89 +336,47 @@ def _check_points(space: SearchSpace) -> None:
 
 
 def parse_space(data: Any, base: Config, source: str = "<space>") -> SearchSpace:
-    """Validate a space mapping against the base config; SpaceError names the first problem found."""
-    if not isinstance(data, dict):
-        raise SpaceError(f"{source}: top level must be a mapping (params, fixed, scheduler, ...)")
-    unknown = sorted(set(data) - set(TOP_KEYS))
-    if unknown:
-        raise SpaceError(f"{source}: unknown key {unknown[0]!r} (known: {', '.join(TOP_KEYS)})")
-    raw_params = data.get("params")
-    if not isinstance(raw_params, dict) or not raw_params:
-        raise SpaceError(f"{source}: 'params' must be a non-empty mapping of parameter name -> distribution")
-    params = {str(name): _parse_param(str(name), spec, source) for name, spec in raw_params.items()}
-    keys: dict[str, str] = {}
-    for p in params.values():
-        if p.key in keys:
-            raise SpaceError(f"{source}: params.{p.name} and params.{keys[p.key]} both set {p.key}")
-        keys[p.key] = p.name
-        if p.scale_by is not None:
-            other = params.get(p.scale_by)
-            if other is None or other is p:
-                raise SpaceError(f"{source}: params.{p.name}.scale_by: {p.scale_by!r} is not another parameter")
-            if other.type == "choice" and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in other.values):
-                raise SpaceError(f"{source}: params.{p.name}.scale_by: {p.scale_by} is not numeric")
-            if other.scale_by:
-                raise SpaceError(f"{source}: params.{p.name}.scale_by: {p.scale_by} is itself scaled (no chains)")
-
-    fixed = data.get("fixed") or {}
-    if not isinstance(fixed, dict) or not all(isinstance(k, str) and k for k in fixed):
+    """Validate a space mapping against `base`, the run config with the space's tune section already laid over
+    its own (load_study does that; with_space_tune for other callers). SpaceError names the first problem."""
+    top = space_file(data, source)
+    params = _parse_params(top.params, source)
+    bad_key = next((k for k in top.fixed if not isinstance(k, str) or not k), None)
+    if bad_key is not None:
         raise SpaceError(f"{source}: 'fixed' must map dotted config keys to values, e.g. train.epochs: 20")
-    clash = sorted(set(fixed) & set(keys))
+    clash = sorted(set(top.fixed) & {p.key for p in params.values()})
     if clash:
         raise SpaceError(f"{source}: {clash[0]} is both fixed and searched")
-
-    sched = data.get("scheduler") or {}
-    if not isinstance(sched, dict):
-        raise SpaceError(f"{source}: 'scheduler' must be a mapping, e.g. {{type: asha, grace_period: 2}}")
-    bad = sorted(set(sched) - {"type", "grace_period", "reduction_factor"})
-    if bad:
-        raise SpaceError(f"{source}: scheduler: unknown key {bad[0]!r} (known: type, grace_period, "
-                         "reduction_factor)")
-    stype = sched.get("type", "asha")
-    if stype not in SCHEDULERS:
-        raise SpaceError(f"{source}: scheduler.type {stype!r} is not one of {', '.join(SCHEDULERS)}")
-    grace = _number(f"{source}: scheduler.grace_period", sched.get("grace_period", 1), integer=True)
-    rf = _number(f"{source}: scheduler.reduction_factor", sched.get("reduction_factor", 3))
-    if grace < 1:
-        raise SpaceError(f"{source}: scheduler.grace_period must be at least 1 epoch, got {grace}")
-    if rf <= 1:
-        raise SpaceError(f"{source}: scheduler.reduction_factor must be above 1, got {rf}")
-
-    sampler = data.get("sampler") or {}
-    if not isinstance(sampler, dict) or sorted(set(sampler) - {"n_startup_trials"}):
-        raise SpaceError(f"{source}: 'sampler' accepts only n_startup_trials")
-    n_startup = _number(f"{source}: sampler.n_startup_trials", sampler.get("n_startup_trials", 10), integer=True)
-    if n_startup < 0:
-        raise SpaceError(f"{source}: sampler.n_startup_trials must be >= 0")
-
-    points = data.get("points_to_evaluate") or []
-    if not isinstance(points, list):
-        raise SpaceError(f"{source}: 'points_to_evaluate' must be a list of parameter mappings")
-    study_name = data.get("study_name")
-    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
-        raise SpaceError(f"{source}: 'study_name' must be a non-empty string")
-
-    space = SearchSpace(params=params, fixed=dict(fixed), scheduler=SchedulerSpec(stype, int(grace), float(rf)),
-                        n_startup_trials=int(n_startup), points_to_evaluate=[copy.deepcopy(p) for p in points],
-                        study_name=study_name, source=source)
+    space = SearchSpace(params=params, fixed=dict(top.fixed), source=source,
+                        points_to_evaluate=[copy.deepcopy(p) for p in top.points_to_evaluate])
     _check_against_config(space, base.to_dict())
     _check_points(space)
-    epochs = space.trial_config(base.to_dict(), _any_values(space)).train.epochs
-    if space.scheduler.type == "asha" and space.scheduler.grace_period > epochs:
-        raise SpaceError(f"{source}: scheduler.grace_period ({space.scheduler.grace_period}) exceeds "
-                         f"train.epochs ({epochs}); no trial could be stopped early")
+    epochs, t = space.epochs(base), base.tune
+    if t.scheduler == "asha" and t.grace_period > epochs:
+        raise SpaceError(f"{source}: tune.grace_period ({t.grace_period}) exceeds train.epochs ({epochs}); no "
+                         "trial could be stopped early")
     return space
 
 
-def _any_values(space: SearchSpace) -> dict[str, Any]:
-    return {n: p.extremes()[0] for n, p in space.params.items()}
+def load_study(config: str | Path | None, space: str | Path,
+               overrides: list[str] | tuple[str, ...] = ()) -> tuple[Config, SearchSpace]:
+    """(run config, search space) of a study. The tune settings come from the config file's tune section, then
+    the space's, then `overrides` (--set and the command's flags); an override of a key the space fixes replaces
+    the fixed value, so the command line always wins."""
+    source = str(space)
+    raw = read_space(space)
+    config_data = read_yaml(resolve_config_path(config)) if config else {}
+    base = config_from_dict(with_space_tune(config_data, raw, source), overrides)
+    fixed = raw.get("fixed")
+    if isinstance(fixed, dict):
+        raw = {**raw, "fixed": {**fixed, **_fixed_overrides(fixed, overrides)}}
+    return base, parse_space(raw, base, source)
 
 
-def load_space(path: str | Path, base: Config) -> SearchSpace:
-    """Read and validate a search-space YAML file for the given base config."""
-    try:
-        data = read_yaml(resolve_config_path(path))
-    except ConfigError as exc:
-        raise SpaceError(str(exc).replace("config file", "search-space file")) from None
-    return parse_space(data, base, source=str(path))
+def _fixed_overrides(fixed: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for item in overrides:
+        path, value = parse_override(item)
+        key = ".".join(path)
+        if key in fixed:
+            out[key] = value
+    return out

@@ -23,7 +23,7 @@ from typing import Any
 
 from gansim.config import Config
 from gansim.errors import GansimError, brief
-from gansim.tune.driver import METRIC
+from gansim.tune.driver import METRIC, TRIAL_DIR
 from gansim.tune.space import SearchSpace
 
 EXPERIMENT = "study"
@@ -31,18 +31,6 @@ TIME_ATTR = "epoch"  # reported by the loop; unlike training_iteration it surviv
 JOURNAL = "optuna-journal.log"
 STATE_FILE = "tune.json"
 DRIVER_MEMORY = 64 * 1024**2  # bytes of Ray's logical "memory" resource per trial driver
-
-
-@dataclass
-class TuneOptions:
-    trials: int
-    out: Path
-    workers_per_trial: int = 1
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    storage: str | None = None
-    seed: int = 0
-    progress: bool = True
 
 
 @dataclass
@@ -122,11 +110,14 @@ def _searcher_class() -> type:
     from gansim.compat import completed_trials, optuna_study, optuna_trial
 
     class GansimOptunaSearch(OptunaSearch):
-        """OptunaSearch that records ASHA-stopped trials as PRUNED (not COMPLETE with an early score), reports
-        intermediate values per epoch, and tags each Optuna trial with its Tune trial id."""
+        """OptunaSearch as optuna-dashboard users expect it: every epoch's score is an intermediate value (also the
+        last one, which Tune withholds from on_trial_result when ASHA stops the trial), ASHA-stopped trials are
+        PRUNED with their curve (not COMPLETE with an early score), and each Optuna trial names its Tune trial and
+        directories in user attrs."""
 
-        def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
-            self._max_t = max_t
+        def __init__(self, *args: Any, max_t: int, experiment: str, **kwargs: Any) -> None:
+            self._max_t, self._experiment = max_t, experiment
+            self._reported: dict[str, int] = {}  # Tune trial id -> last epoch reported (pickled with the searcher)
             super().__init__(*args, **kwargs)
 
         def suggest(self, trial_id: str) -> dict | None:
@@ -136,15 +127,34 @@ def _searcher_class() -> type:
                 ot_trial.set_user_attr("tune_trial_id", trial_id)
             return params
 
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
+        def _record(self, trial_id: str, result: dict) -> None:
+            """Report result's score at its epoch (once per epoch) and the trial's directories."""
             value, step = result.get(self.metric), result.get(TIME_ATTR)
-            if trial_id in completed_trials(self) or value is None or step is None:
+            ot_trial = optuna_trial(self, trial_id)
+            if value is None or step is None or ot_trial is None:
                 return
-            optuna_trial(self, trial_id).report(float(value), int(step))
+            reported = self.__dict__.setdefault("_reported", {})  # absent in a searcher saved by an older gansim
+            if trial_id not in reported and result.get(TRIAL_DIR):
+                # the trial writes in a local staging directory that Tune syncs to <experiment>/<same name>
+                trial_dir = Path(getattr(self, "_experiment", "")) / Path(result[TRIAL_DIR]).name
+                ot_trial.set_user_attr("trial_dir", str(trial_dir))
+                ot_trial.set_user_attr("tensorboard", str(trial_dir / "tb"))
+            if int(step) > reported.get(trial_id, -1):
+                ot_trial.report(float(value), int(step))
+                reported[trial_id] = int(step)
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if trial_id not in completed_trials(self):
+                self._record(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if (not error and result and trial_id not in completed_trials(self)
-                    and result.get(self.metric) is not None and int(result.get(TIME_ATTR, self._max_t)) < self._max_t):
+            if trial_id in completed_trials(self):
+                return
+            if result and not error:
+                self._record(trial_id, result)
+            stopped_early = (not error and result and result.get(self.metric) is not None
+                             and int(result.get(TIME_ATTR, self._max_t)) < self._max_t)
+            if stopped_early:
                 optuna_study(self).tell(optuna_trial(self, trial_id), state=optuna.trial.TrialState.PRUNED)
                 completed_trials(self).add(trial_id)
                 return
@@ -153,21 +163,41 @@ def _searcher_class() -> type:
     return GansimOptunaSearch
 
 
-def _ensure_ray() -> None:
-    import ray
+@dataclass
+class StudyPlace:
+    """Where a study lives: its directory, the Tune experiment in it, the Optuna study name and storage."""
 
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS") or None
-    # A SLURM allocation exports RAY_ADDRESS (slurm/tune.sh); on a laptop this starts a local cluster.
-    ray.init(address=address, include_dashboard=False, configure_logging=False,
-             log_to_driver=os.environ.get("GANSIM_TUNE_WORKER_LOGS", "0") == "1")
+    out: Path
+    experiment: Path
+    study_name: str
+    storage: Any
+    storage_desc: str
 
 
-def _state(base: Config, space: SearchSpace, opts: TuneOptions, study_name: str, storage: str) -> dict[str, Any]:
-    return {"trials": opts.trials, "seed": opts.seed, "workers_per_trial": opts.workers_per_trial,
-            "config_hash": base.hash(), "space": json.loads(space.fingerprint()), "study_name": study_name,
-            "storage": storage}
+def study_place(base: Config) -> StudyPlace:
+    t = base.tune
+    out = Path(t.out or f"runs/tune/{base.run.name}").expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    storage, desc = make_storage(t.storage or None, out)
+    return StudyPlace(out, out / "ray" / EXPERIMENT, t.study_name or base.run.name, storage, desc)
+
+
+# What a study was started with; a re-run that changes one of these is refused (Tuner.restore would keep the old
+# searcher and scheduler and silently ignore it). Resources (gpus, max_concurrent) may change between runs.
+STATE_KEYS = (("config_hash", "run config (--config/--set/--epochs)"), ("space", "search space"),
+              ("trials", "tune.trials (--trials)"), ("seed", "tune.seed (--seed)"),
+              ("workers_per_trial", "tune.workers_per_trial (--workers-per-trial)"),
+              ("scheduler", "tune.scheduler"), ("grace_period", "tune.grace_period"),
+              ("reduction_factor", "tune.reduction_factor"), ("n_startup_trials", "tune.n_startup_trials"),
+              ("study_name", "study name (tune.study_name)"), ("storage", "tune.storage (--storage)"))
+
+
+def _state(base: Config, space: SearchSpace, place: StudyPlace) -> dict[str, Any]:
+    t = base.tune
+    return {"trials": t.trials, "seed": t.seed, "workers_per_trial": t.workers_per_trial, "scheduler": t.scheduler,
+            "grace_period": t.grace_period, "reduction_factor": t.reduction_factor,
+            "n_startup_trials": t.n_startup_trials, "config_hash": base.hash(),
+            "space": json.loads(space.fingerprint()), "study_name": place.study_name, "storage": place.storage_desc}
 
 
 def _check_same_study(path: Path, want: dict[str, Any]) -> None:
@@ -175,87 +205,110 @@ def _check_same_study(path: Path, want: dict[str, Any]) -> None:
         have = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    for key, label in (("config_hash", "run config (--config/--set/--epochs)"), ("space", "search space"),
-                       ("trials", "--trials"), ("seed", "--seed"), ("workers_per_trial", "--workers-per-trial"),
-                       ("study_name", "study name"), ("storage", "--storage")):
+    for key, label in STATE_KEYS:
         if key in have and have[key] != want[key]:
             shown = "" if key in ("space", "config_hash") else f" ({have[key]!r} then, {want[key]!r} now)"
             raise GansimError(f"{path.parent} holds a study started with a different {label}{shown}; re-run the "
                               "same command to resume it, or choose a new --out")
 
 
-def run_study(base: Config, space: SearchSpace, opts: TuneOptions) -> StudyOutcome:
-    """Run (or resume) the study and write the table, best config and plots under opts.out."""
+def _trainable(base: Config, space: SearchSpace) -> Any:
+    from ray import tune
+
+    from gansim.train.launch import resolve_paths
+    from gansim.tune.driver import trial_driver
+
+    t = base.tune
+    # Trials run with the working directory set to their trial dir: hand them absolute paths.
+    trainable = tune.with_parameters(trial_driver, space=space, base=resolve_paths(base).to_dict(),
+                                     workers=t.workers_per_trial, gpus_per_trial=t.gpus_per_trial)
+    # The driver only waits on its TorchTrainer, whose workers hold the trial's CPUs/GPUs. Tune refuses an
+    # all-zero request and a CPU fraction would eat into the workers' CPUs, so it holds a token of memory.
+    return tune.with_resources(trainable, {"cpu": 0, "memory": DRIVER_MEMORY})
+
+
+def _searcher(base: Config, space: SearchSpace, place: StudyPlace, max_t: int) -> Any:
     import optuna
+
+    t = base.tune
+    sampler = optuna.samplers.TPESampler(seed=t.seed, n_startup_trials=t.n_startup_trials, multivariate=True,
+                                         constant_liar=True)
+    searcher = _searcher_class()(space.distributions(), metric=METRIC, mode="min", sampler=sampler,
+                                 study_name=place.study_name, storage=place.storage,
+                                 points_to_evaluate=space.points_to_evaluate or None, max_t=max_t,
+                                 experiment=str(place.experiment))
+    name_metric(place)
+    return searcher
+
+
+def name_metric(place: StudyPlace) -> None:
+    """Label the objective in optuna-dashboard and Optuna's plots ("fidelity" instead of "Objective Value")."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.load_study(study_name=place.study_name, storage=place.storage).set_metric_names([METRIC])
+
+
+def _new_tuner(base: Config, space: SearchSpace, place: StudyPlace, progress: bool) -> Any:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from gansim.train.launch import resolve_paths
-    from gansim.tune.driver import trial_driver
     from gansim.tune.progress import StudyProgress
     from gansim.tune.reaper import PlacementGroupReaper
+
+    t, max_t = base.tune, space.epochs(base)
+    max_conc = t.max_concurrent or default_concurrency(ray.cluster_resources(), t.workers_per_trial,
+                                                       base.train.cpus_per_worker, t.gpus_per_trial, t.trials)
+    scheduler = (ASHAScheduler(time_attr=TIME_ATTR, metric=METRIC, mode="min", max_t=max_t,
+                               grace_period=t.grace_period, reduction_factor=t.reduction_factor)
+                 if t.scheduler == "asha" else FIFOScheduler())
+    return tune.Tuner(
+        _trainable(base, space),
+        tune_config=tune.TuneConfig(search_alg=_searcher(base, space, place, max_t), scheduler=scheduler,
+                                    num_samples=t.trials, max_concurrent_trials=max_conc),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=str(place.experiment.parent), verbose=0,
+            # Trial failures (divergence included) are recorded; the experiment goes on.
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[StudyProgress(t.trials, METRIC, max_t, TIME_ATTR, enabled=progress), PlacementGroupReaper()],
+        ),
+    )
+
+
+def run_study(base: Config, space: SearchSpace, progress: bool = True) -> StudyOutcome:
+    """Run (or resume) the study described by base.tune and write the table, best config and plots in its out."""
+    import optuna
+    from ray import tune
+
+    from gansim.train.launch import ensure_ray
     from gansim.tune.report import error_text, write_reports
 
     t0 = time.perf_counter()
-    out = opts.out.expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    exp_path = out / "ray" / EXPERIMENT
-    study_name = space.study_name or base.run.name
-    storage, storage_desc = make_storage(opts.storage, out)
-    state = _state(base, space, opts, study_name, storage_desc)
-    state_path = out / STATE_FILE
-    _check_same_study(state_path, state)
-
-    _ensure_ray()
-    workers = opts.workers_per_trial
-    max_conc = opts.max_concurrent or default_concurrency(ray.cluster_resources(), workers,
-                                                          base.train.cpus_per_worker, opts.gpus_per_trial, opts.trials)
-    # Trials run with the working directory set to their trial dir: hand them absolute paths.
-    trainable = tune.with_parameters(trial_driver, space=space, base=resolve_paths(base).to_dict(),
-                                     workers=workers, gpus_per_trial=opts.gpus_per_trial)
-    # The driver only waits on its TorchTrainer, whose workers hold the trial's CPUs/GPUs. Tune refuses an
-    # all-zero request and a CPU fraction would eat into the workers' CPUs, so it holds a token of memory.
-    trainable = tune.with_resources(trainable, {"cpu": 0, "memory": DRIVER_MEMORY})
-
-    max_t = space.trial_config(base.to_dict(), {n: p.extremes()[0] for n, p in space.params.items()}).train.epochs
+    place = study_place(base)
+    state = _state(base, space, place)
+    _check_same_study(place.out / STATE_FILE, state)
+    t = base.tune
+    ensure_ray(t.workers_per_trial * base.train.cpus_per_worker, t.gpus_per_trial, verbose=False)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Tune's new console output ignores verbose=0 for its banner; the legacy path honours it, and the
-    # StudyProgress bar is the console view.
+    # StudyProgress reporter is the console view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    resumed = tune.Tuner.can_restore(str(exp_path))
+    resumed = tune.Tuner.can_restore(str(place.experiment))
     if resumed:
-        tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(str(place.experiment), trainable=_trainable(base, space), resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        state_path.write_text(json.dumps(state, indent=2) + "\n")
-        sampler = optuna.samplers.TPESampler(seed=opts.seed, n_startup_trials=space.n_startup_trials,
-                                             multivariate=True, constant_liar=True)
-        searcher = _searcher_class()(space.distributions(), metric=METRIC, mode="min", sampler=sampler,
-                                     study_name=study_name, storage=storage,
-                                     points_to_evaluate=space.points_to_evaluate or None, max_t=max_t)
-        if space.scheduler.type == "asha":
-            scheduler = ASHAScheduler(time_attr=TIME_ATTR, metric=METRIC, mode="min", max_t=max_t,
-                                      grace_period=space.scheduler.grace_period,
-                                      reduction_factor=space.scheduler.reduction_factor)
-        else:
-            scheduler = FIFOScheduler()
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=opts.trials,
-                                        max_concurrent_trials=max_conc),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(out / "ray"), verbose=0,
-                # Trial failures (divergence included) are recorded; the experiment goes on.
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                callbacks=[StudyProgress(opts.trials, METRIC, max_t, TIME_ATTR, enabled=opts.progress),
-                           PlacementGroupReaper()],
-            ),
-        )
+        (place.out / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        tuner = _new_tuner(base, space, place, progress)
     grid = tuner.fit()
     errors = {Path(r.path).name: error_text(str(r.error)) for r in grid if r.error is not None and r.path}
-    files = write_reports(out, exp_path, base, space, study_name, storage, errors)
+    files = write_reports(place.out, place.experiment, base, space, place.study_name, place.storage, errors)
     rows = files.pop("_rows")  # type: ignore[arg-type]
     best = next((r for r in rows if r["status"] == "complete"), None)
-    return StudyOutcome(out=out, rows=rows, best=best, best_config=files.get("best"), resumed=resumed,
-                        wall_s=time.perf_counter() - t0, study_name=study_name, storage=storage_desc, files=files)
+    return StudyOutcome(out=place.out, rows=rows, best=best, best_config=files.get("best"), resumed=resumed,
+                        wall_s=time.perf_counter() - t0, study_name=place.study_name, storage=place.storage_desc,
+                        files=files)
