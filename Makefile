@@ -17,7 +17,7 @@ DEMO_DIR ?= runs/demo
 DEMO_JETS ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all test-phdf5 test-slurm slurm-up slurm-down lint bench clean
+.PHONY: venv demo test test-all test-phdf5 test-slurm slurm-up slurm-down lint bench bench-fidelity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,15 @@ bench: $(STAMP)
 	  $(BIN)/python benchmarks/bench_train.py && \
 	  $(BIN)/python benchmarks/bench_produce.py && \
 	  $(BIN)/python benchmarks/bench_tune.py'
+
+# Fidelity of a recipe at a fixed budget against independent held-out showers: one row in
+# benchmarks/results/fidelity.md (+ JSON, learning curve, figures). ~45 min on 2 cores with the defaults below.
+FIDELITY_CONFIG ?= calo-mlp-eplus
+FIDELITY_PARTICLE ?= eplus
+FIDELITY_ARGS ?= --epochs 50 --steps-per-epoch 50 --best --set train.checkpoint_every=2
+bench-fidelity: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_fidelity.py --config $(FIDELITY_CONFIG) \
+	  --particle $(FIDELITY_PARTICLE) --name $(FIDELITY_CONFIG)-$(FIDELITY_PARTICLE) $(FIDELITY_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gansim tests benchmarks

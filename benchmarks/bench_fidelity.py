@@ -162,10 +162,11 @@ def train(args: argparse.Namespace, train_path: Path, work: Path) -> tuple[Path,
     t0 = time.perf_counter()
     res = train_local(cfg, work / "train")
     seconds = time.perf_counter() - t0
-    gen, _ = export_checkpoint(work / "train", work / "generator.pt")
+    gen, extra = export_checkpoint(work / "train", work / "generator.pt", best=args.best)
     facts = {"epochs": res["epoch"], "steps": res["step"], "train_seconds": seconds,
              "samples_seen": res["step"] * cfg.train.batch_size * cfg.train.n_critic,
-             "val_fidelity": [r.get("fidelity") for r in res["reports"]]}
+             "val_fidelity": [r.get("fidelity") for r in res["reports"]], "exported_epoch": extra["epoch"],
+             "exported": "best validation fidelity" if args.best else "last epoch"}
     return gen, cfg, facts
 
 
@@ -184,6 +185,8 @@ def main() -> int:
     p.add_argument("--curve", type=int, default=5, help="learning-curve points (checkpoints evaluated)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for training")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--best", action="store_true",
+                   help="export the checkpoint with the best validation fidelity (gansim export --best), not the last")
     p.add_argument("--speed-events", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0, help="evaluation seed")
     p.add_argument("--name", required=True, help="row name (also the JSON file name)")
@@ -217,6 +220,7 @@ def main() -> int:
     (RESULTS / "fidelity").mkdir(parents=True, exist_ok=True)
     (RESULTS / "fidelity" / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     append_row(record)
+    keep_figures(work / "report", RESULTS / "fidelity" / args.name)
     print(f"bench: {row(record)}")
     if args.ship:
         print(f"bench: shipped {ship(gen, args.ship, record)}")
@@ -265,6 +269,19 @@ def row(r: dict[str, Any]) -> str:
             f"(±{3 * c['low_level']['auc_null_sigma']:.3f}) | {r['physics_summary']['separation_power_mean']:.4f} | "
             + ", ".join(f"{k} {v:.3f}" for k, v in worst)
             + f" | {decile} | {r['ms_per_shower_per_core']:.3f} | `{r['command']}` |")
+
+
+FIGURES = ("features_energies.png", "features_depth.png", "features_layer_1.png", "features_layer_2.png",
+           "response_resolution.png", "conditioning.png", "average_showers.png", "jet_features.png",
+           "jet_images.png")
+
+
+def keep_figures(report: Path, dest: Path) -> None:
+    """The report's headline figures next to the JSON (the run directory under runs/ is not committed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in FIGURES:
+        if (report / name).is_file():
+            shutil.copy2(report / name, dest / name)
 
 
 def append_row(record: dict[str, Any]) -> None:

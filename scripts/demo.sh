@@ -18,7 +18,7 @@ gansim simulate calo --particle eplus --events 4000 --seed 2 --out "$OUT/eplus-h
 step "2/6 inspect"
 gansim inspect "$OUT/eplus.h5"
 
-step "3/6 train: CaloGAN under Ray Train, 2 DDP workers (gloo); rerun resumes"
+step "3/6 train: calo-mlp under Ray Train, 2 DDP workers (gloo); rerun resumes"
 gansim train --config configs/demo.yaml --workers 2 --data "$OUT/eplus.h5" --out "$OUT/train"
 
 step "4/6 export the generator (EMA weights)"

@@ -450,7 +450,7 @@ def test_tune_storage_that_is_not_a_journal_is_refused_untouched(files: dict[str
 def test_tune_seed_beyond_the_samplers_range_is_one_line(files: dict[str, Path], tmp_path: Path) -> None:
     res = gansim("tune", "--config", "debug", "--space", "tune/debug", "--data", files["calo"],
                  "--out", tmp_path / "study", "--seed", str(2**32), "-q")
-    one_line(res, "--seed", "2^32")
+    one_line(res, "tune.seed", "4294967295")
 
 
 # ---------------------------------------------------------------------- damaged HDF5 files (tracebacks)

@@ -161,6 +161,27 @@ def test_export_from_run_dir(data_file: Path, tmp_path: Path) -> None:
     assert out["layer_1"].shape == (2, 12, 12) and (out["layer_1"] >= 0).all()
 
 
+def test_export_best_takes_the_lowest_validation_score(data_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_cfg(data_file, tmp_path, "train.epochs=3", "train.num_to_keep=3")
+    train_local(cfg, tmp_path)
+    ckpts = list_checkpoints(tmp_path)
+    assert len(ckpts) == 3
+    for c, score in zip(ckpts, (0.30, 0.05, float("nan")), strict=True):  # epoch 2 best, epoch 3 unscored
+        state = load_state(c / STATE_FILE)
+        state["metrics"]["fidelity"] = score
+        save_state(c, state)
+    _, extra = export_checkpoint(tmp_path, tmp_path / "best.pt", best=True)
+    assert extra["epoch"] == 2 and extra["source_checkpoint"].endswith(f"{ckpts[1].name}/{STATE_FILE}")
+    _, latest = export_checkpoint(tmp_path, tmp_path / "latest.pt")
+    assert latest["epoch"] == 3
+    for c in ckpts:
+        state = load_state(c / STATE_FILE)
+        state["metrics"].pop("fidelity")
+        save_state(c, state)
+    with pytest.raises(GansimError, match="no checkpoint records a finite 'fidelity'"):
+        export_checkpoint(tmp_path, tmp_path / "none.pt", best=True)
+
+
 def test_resolve_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(GansimError, match="no checkpoint"):
         resolve_checkpoint(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def best_checkpoint(root: str | Path, metric: str = "fidelity") -> Path:
+    """The checkpoint below `root` with the lowest finite `metric` (the per-epoch validation fidelity score):
+    GAN training is not monotone, so the last epoch is not always the best generator."""
+    scored = []
+    for c in list_checkpoints(root):
+        value = load_state(c / STATE_FILE).get("metrics", {}).get(metric)
+        if value is not None and math.isfinite(value):
+            scored.append((float(value), c.name, c))
+    if not scored:
+        raise GansimError(f"{root}: no checkpoint records a finite '{metric}' (validation was off?); "
+                          "export a checkpoint by name instead")
+    return min(scored)[2] / STATE_FILE
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

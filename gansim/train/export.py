@@ -8,7 +8,7 @@ from typing import Any
 from gansim.config import ConfigError, config_from_dict
 from gansim.errors import GansimError
 from gansim.paths import refuse_overwrite
-from gansim.train.checkpoint import load_state, resolve_checkpoint
+from gansim.train.checkpoint import best_checkpoint, load_state, resolve_checkpoint
 
 
 def _check_out(out: Path) -> None:
@@ -23,15 +23,17 @@ def _check_out(out: Path) -> None:
                           "earlier exports: remove it or choose another name")
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Write the generator of CHECKPOINT (state.pt, its directory, or a run directory → latest) to `out`.
+def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True, best: bool = False
+                      ) -> tuple[Path, dict[str, Any]]:
+    """Write the generator of CHECKPOINT (state.pt, its directory, or a run directory → latest, or with `best`
+    the checkpoint of lowest validation fidelity score below it) to `out`.
 
     Returns (artefact path, extra dict stored in it: source checkpoint, epoch, step, ema, metrics).
     """
     from gansim.models.artifact import save_generator
     from gansim.models.registry import build_generator
 
-    state_path = resolve_checkpoint(checkpoint)
+    state_path = best_checkpoint(checkpoint) if best else resolve_checkpoint(checkpoint)
     refuse_overwrite(out, state_path)
     _check_out(Path(out))
     state = load_state(state_path)
