@@ -186,7 +186,7 @@ def test_corrupted_manifest_gives_one_line(gen: Path, reference: Path, tmp_path:
     (["-n", "1e99"], "above the maximum"),
     (["-n", "1e99", "--dry-run"], "above the maximum"),
     (["-n", "1e15", "--chunk-size", "1", "--dry-run"], "more than 100,000,000; raise --chunk-size"),
-    (["-n", "1e6", "--chunk-size", "1e99"], "chunk_size"),
+    (["-n", "1e6", "--chunk-size", "1e99"], "--chunk-size"),
     (["-n", "1e6", "--precision", "bits:40"], "--precision"),
     (["-n", "1e6", "--seed", "-1"], "seed"),
 ])
