@@ -4,6 +4,7 @@ bytes/event against the entropy floor of a trained generator's showers, lossless
     .venv/bin/python benchmarks/bench_produce.py throughput [--events 20000] [--repeats 3] [--threads T]
     .venv/bin/python benchmarks/bench_produce.py mpi [--events 20000] [--repeats 3]
     .venv/bin/python benchmarks/bench_produce.py storage --generator trained.pt [--events 20000]
+    .venv/bin/python benchmarks/bench_produce.py precision --generator trained.pt [--precisions bits:7,quantum:1]
     .venv/bin/python benchmarks/bench_produce.py device --device cuda [--batches 4096,65536] [--modes float32,amp]
 
 Each prints a markdown table (paste into benchmarks/results/produce.md with the command). Ratios are measured
@@ -33,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 SIZES = {  # generator sizes (configs/debug.yaml + overrides)
     "debug calogan (30k params)": [],
-    "calo-mlp 128 (0.17M)": ["model.name=calo-mlp", "model.gen_channels=128", "model.latent_dim=16",
-                              "loss.name=wgan-gp", "model.minibatch_kernels=0"],
+    "calo-mlp default recipe (512x3)": ["model.name=calo-mlp", "model.gen_channels=512", "model.gen_layers=3",
+                                        "model.latent_dim=64", "loss.name=wgan-gp", "model.minibatch_kernels=0"],
     "full calogan (latent 1024, 64 ch)": ["model.latent_dim=1024", "model.gen_channels=64"],
 }
 
@@ -255,6 +256,40 @@ def storage(a: argparse.Namespace, tmp: Path) -> list[str]:
     return lines
 
 
+def precision(a: argparse.Namespace, tmp: Path) -> list[str]:
+    """Does --precision leave a trace a classifier finds? Each precision's production (seed 1) is judged by
+    `gansim evaluate` against an independent lossless production (seed 2) of the same trained generator; the
+    lossless-vs-lossless row is the null reference."""
+    from gansim.config import EvalConfig
+    from gansim.metrics.evaluation import evaluate
+    from gansim.metrics.io import load_sample
+    from gansim.produce.run import make_run, produce
+
+    gen = Path(a.generator)
+    runs = {}
+    for name, prec, seed in [("ref", "lossless", 2), *((p, p, 1) for p in a.precisions.split(","))]:
+        out = tmp / f"prec-{len(runs)}"
+        res = produce(make_run(gen, out, events=a.events, chunk_size=a.events, seed=seed, precision=prec,
+                               compression="zstd", progress=False, overwrite=True))
+        runs[name] = (res["dataset"], res["bytes"] / res["events"])
+    lines = [f"{a.events:,} events of {gen.name} per sample, zstd; judged against an independent lossless sample "
+             "(seed 2) by the DNN classifiers of `gansim evaluate` (±3σ null band from the sample sizes)", "",
+             "| precision | B/event | AUC high level (±3σ) | AUC low level (±3σ) | inside null band |",
+             "|---|---:|---:|---:|---|"]
+    ref = load_sample(runs["ref"][0])
+    for name, (dataset, bpe) in runs.items():
+        if name == "ref":
+            continue
+        rep = evaluate(ref, load_sample(dataset), tmp / f"report-{name.replace(':', '_')}", EvalConfig(seed=0),
+                       {}, None, progress=False)
+        c = rep["classifier"]
+        inside = all(abs(c[k]["auc"] - 0.5) <= 3 * c[k]["auc_null_sigma"] for k in ("high_level", "low_level"))
+        auc = [f"{c[k]['auc']:.3f} (±{3 * c[k]['auc_null_sigma']:.3f})" for k in ("high_level", "low_level")]
+        lines.append(f"| {name} | {bpe:,.1f} | {auc[0]} | {auc[1]} | {'yes' if inside else '**no**'} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def _stored_other(out: Path, cells: tuple[str, ...]) -> float:
     """Stored bytes/event of everything but the cell datasets (energies, overflow, HDF5 metadata)."""
     import h5py
@@ -269,7 +304,8 @@ def _stored_other(out: Path, cells: tuple[str, ...]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("section", nargs="?", default="throughput", choices=("throughput", "mpi", "storage", "device"))
+    ap.add_argument("section", nargs="?", default="throughput",
+                    choices=("throughput", "mpi", "storage", "precision", "device"))
     ap.add_argument("--device", default="cpu", help="device: cpu or cuda")
     ap.add_argument("--size", default="full calogan (latent 1024, 64 ch)", choices=list(SIZES))
     ap.add_argument("--batches", default="4096,16384,65536", help="device: batch sizes")
@@ -292,7 +328,8 @@ def main() -> None:
 
         print(f"# {a.section}: {os.cpu_count()} cores (shared), torch {torch.__version__}, threads {a.threads}, "
               f"batch {a.batch_size}, events {a.events}, repeats {a.repeats}", flush=True)
-        table = {"throughput": throughput, "mpi": mpi, "storage": storage, "device": device}[a.section](a, tmp)
+        table = {"throughput": throughput, "mpi": mpi, "storage": storage, "precision": precision,
+                 "device": device}[a.section](a, tmp)
         print("\n".join(table))
         if a.out:
             a.out.parent.mkdir(parents=True, exist_ok=True)

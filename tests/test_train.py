@@ -240,6 +240,22 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "train.lr_g" in r.stderr
 
 
+def test_critic_warmup_leaves_the_generator_untouched(data_file: Path, tmp_path: Path) -> None:
+    cfg = tiny_cfg(data_file, tmp_path, "train.epochs=1", "train.critic_warmup=4")  # 3 steps: all warm-up
+    fresh = Trainer(cfg, torch.device("cpu"))
+    # parameters only: BatchNorm running statistics of G move whenever the critic phase draws fakes
+    g0 = {k: v.detach().clone() for k, v in unwrap(fresh.G).named_parameters()}
+    d0 = {k: v.detach().clone() for k, v in unwrap(fresh.D).named_parameters()}
+    train_local(cfg, tmp_path)
+    state = load_state(latest_checkpoint(tmp_path) / STATE_FILE)
+    assert state["step"] == 3 and all(torch.equal(state["G"][k], v) for k, v in g0.items())
+    assert any(not torch.equal(state["D"][k], v) for k, v in d0.items())
+    cfg = tiny_cfg(data_file, tmp_path / "b", "train.epochs=1", "train.critic_warmup=2")  # step 3 trains G
+    train_local(cfg, tmp_path / "b")
+    state = load_state(latest_checkpoint(tmp_path / "b") / STATE_FILE)
+    assert any(not torch.equal(state["G"][k], v) for k, v in g0.items())
+
+
 @pytest.mark.parametrize(("schedule", "at_half"), [("constant", 1.0), ("linear", 0.55), ("cosine", 0.55)])
 def test_lr_schedule_is_a_function_of_the_step(schedule: str, at_half: float) -> None:
     cfg = load_config(ROOT / "configs/debug.yaml", [f"train.lr_schedule={schedule}", "train.lr_final=0.1"])
