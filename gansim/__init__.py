@@ -13,9 +13,7 @@ _API = {
     "simulate_showers": "gansim.api",  # the built-in calorimeter simulator -> dict of arrays
     "evaluate": "gansim.api",  # physics validation like `gansim evaluate` -> report dict
     "GeneratorArtifact": "gansim.api",
-    # TODO(merge, issue 11): when gansim.produce.open_dataset exists on main, add
-    #   "open_dataset": "gansim.produce",
-    # here and to the README's Python API section.
+    "open_dataset": "gansim.produce",  # a production directory of any size, without HDF5's silent fill values
 }
 __all__ = ["__version__", *_API]
 
