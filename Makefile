@@ -66,13 +66,15 @@ bench: $(STAMP)
 	  $(BIN)/python benchmarks/bench_tune.py'
 
 # Fidelity of a recipe at a fixed budget against independent held-out showers: one row in
-# benchmarks/results/fidelity.md (+ JSON, learning curve, figures). ~45 min on 2 cores with the defaults below.
+# benchmarks/results/fidelity.md (+ JSON, learning curve, figures). ~20 min on 2 cores with the defaults below
+# (the recipe of the shipped e+ generator); e.g. make bench-fidelity FIDELITY_PARTICLE=piplus.
 FIDELITY_CONFIG ?= calo-mlp-eplus
 FIDELITY_PARTICLE ?= eplus
-FIDELITY_ARGS ?= --epochs 50 --steps-per-epoch 50 --best --set train.checkpoint_every=2
+FIDELITY_NAME ?= $(FIDELITY_CONFIG)-$(FIDELITY_PARTICLE)-make
+FIDELITY_ARGS ?= --epochs 30 --steps-per-epoch 50 --best --set train.checkpoint_every=2 --curve 3
 bench-fidelity: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_fidelity.py --config $(FIDELITY_CONFIG) \
-	  --particle $(FIDELITY_PARTICLE) --name $(FIDELITY_CONFIG)-$(FIDELITY_PARTICLE) $(FIDELITY_ARGS)
+	  --particle $(FIDELITY_PARTICLE) --name $(FIDELITY_NAME) $(FIDELITY_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gansim tests benchmarks
