@@ -85,18 +85,16 @@ def deciles(ref: dict[str, np.ndarray], gen: dict[str, np.ndarray]) -> dict[str,
 def evaluate_generator(generator: Path | str, ref_path: Path, out: Path, seed: int, classifier_events: int = 0,
                        boosted: bool = True, device: str = "cpu") -> dict[str, Any]:
     """`gansim evaluate` on the reference's conditions; returns the report plus decile ratios."""
+    from gansim.api import generated_sample
     from gansim.config import EvalConfig
     from gansim.metrics.evaluation import evaluate
-    from gansim.metrics.io import Sample, load_sample
+    from gansim.metrics.io import load_sample
     from gansim.models.artifact import load_generator
 
     ref = load_sample(ref_path, classifier_events)
     art = load_generator(generator, device=device)
-    data = art.generate(art.kind.condition(ref.data), seed=seed)
-    data["energy"] = data["energy"].reshape(-1)
-    gen = Sample(ref.kind, data, str(generator), ref.n, {"particle": art.config.data.particle})
-    rep = evaluate(ref, gen, out, EvalConfig(seed=seed, boosted_trees=boosted), {"generator": str(generator)}, art,
-                   progress=False)
+    gen, info = generated_sample(art, ref, seed=seed)  # the sample `gansim evaluate --generator` judges
+    rep = evaluate(ref, gen, out, EvalConfig(seed=seed, boosted_trees=boosted), info, art, progress=False)
     if "energy" in ref.data:  # response and resolution exist for showers only
         rep["deciles"] = deciles(ref.data, gen.data)
     return rep

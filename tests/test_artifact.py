@@ -152,3 +152,12 @@ def test_bad_files(tmp_path: Path, calo_artifact):
     with pytest.raises(GansimError, match="not a gansim generator"):  # arbitrary pickled objects are refused
         load_generator(_bad(tmp_path, {"format": FORMAT, "obj": Path("x")}))
     assert payload["format"] == FORMAT
+
+
+def test_extrapolation_counts_only_beyond_five_percent() -> None:
+    from gansim.kinds.base import extrapolates
+
+    assert not extrapolates(1.0, 100.0, (1.0063, 99.9925))  # a held-out sample's extremes: not extrapolation
+    assert not extrapolates(0.96, 104.9, (1.0, 100.0))
+    assert extrapolates(0.94, 50.0, (1.0, 100.0)) and extrapolates(10.0, 106.0, (1.0, 100.0))
+    assert not extrapolates(0.1, 1e4, None)

@@ -68,6 +68,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -> tuple[Any, Any, dict]:
     from gansim.api import generated_sample
+    from gansim.kinds.base import extrapolates
     from gansim.metrics.io import canonical_particle
     from gansim.models.artifact import load_generator
 
@@ -76,10 +77,8 @@ def _generate(args: argparse.Namespace, ref: Any, s: Any, warnings: list[str]) -
     gen.source = info["generator"] = str(args.generator)
     cond = artifact.kind.condition(gen.data)
     trained = artifact.condition_range
-    # Evaluating an extrapolation is legitimate (produce refuses it without --extrapolate): say it, go on. Two
-    # samples of one distribution never share their extremes exactly, so only > 5 % beyond the range counts (as
-    # in the conditioning figure).
-    if trained is not None and (cond.min() < 0.95 * trained[0] or cond.max() > 1.05 * trained[1]):
+    # Evaluating an extrapolation is legitimate (produce refuses it without --extrapolate): say it, go on.
+    if extrapolates(float(cond.min()), float(cond.max()), trained):
         warnings.append(f"reference conditions {cond.min():g} .. {cond.max():g} reach outside the range the "
                         f"generator was trained on ({trained[0]:g} .. {trained[1]:g}): this evaluates extrapolation")
     gp = artifact.config.data.particle

@@ -143,3 +143,13 @@ class DataKind:
     def image_keys(self) -> tuple[str, ...]:
         """What TensorBoard shows as images."""
         return self.event_keys
+
+
+EXTRAPOLATION_MARGIN = 0.05  # two samples of one distribution never share their extremes exactly
+
+
+def extrapolates(lo: float, hi: float, trained: tuple[float, float] | None) -> bool:
+    """True when conditions lo..hi reach more than 5 % beyond a generator's training range (None: unknown)."""
+    if trained is None:
+        return False
+    return lo < (1 - EXTRAPOLATION_MARGIN) * trained[0] or hi > (1 + EXTRAPOLATION_MARGIN) * trained[1]

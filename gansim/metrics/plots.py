@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure  # Figure objects render with Agg without touching pyplot's global state
 
+from gansim.kinds.base import extrapolates
 from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES
 
 REF_STYLE = {"color": "black", "label": "reference"}
@@ -278,7 +279,7 @@ def conditioning(energies: Sequence[float], showers: dict[str, np.ndarray], path
     for i, layer in enumerate(CALO_LAYERS):
         norm = _log_norm(showers[layer])
         for j, e in enumerate(energies):
-            inside = train_range is None or train_range[0] * 0.95 <= e <= train_range[1] * 1.05
+            inside = not extrapolates(e, e, train_range)
             head = f"{e:g} GeV{'' if inside else ' (extrap.)'}\nlayer sum {showers[layer][j].sum() / 1e3:.3g} GeV"
             _show_layer(fig, axes[i, j], showers[layer][j], layer, norm, head, bar=False)
         axes[i, 0].set_ylabel(f"{layer}\ny [mm]", fontsize=8)
