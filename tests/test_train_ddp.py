@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from typing import Any
 
@@ -80,6 +81,11 @@ def _worker(rank: int, world: int, port: int, jobs: list[tuple[str, str, dict]],
             results[name] = TASKS[task](config_from_dict(cfg_dict), rank, world)
         if rank == 0:
             torch.save(results, out)
+        # Free every DDP reducer and wait for the peer before tearing gloo down: a rank that exits while the
+        # other still holds live reducers/connections can abort in a C++ destructor ("terminate called ...").
+        del results
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
