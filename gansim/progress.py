@@ -150,6 +150,18 @@ def install_relay(queue: Any) -> None:
     _RELAY = queue
 
 
+def say(line: str, err: bool = False) -> None:
+    """One status line from training code: relayed to the driver in a Ray worker (whose own stdout nobody
+    reads, see above), printed otherwise."""
+    if _RELAY is not None:
+        try:
+            _RELAY.put_nowait(("write", line))
+            return
+        except Exception:  # noqa: BLE001 - relay gone: print, as a worker without one would
+            pass
+    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+
+
 class RelayProgress:
     """tqdm's small API, forwarded to the driver's ConsoleRelay; a lost message never stops training."""
 

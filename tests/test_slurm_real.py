@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -346,17 +347,21 @@ def test_produce_scancel_then_resubmit_makes_only_missing_chunks(tmp_path: Path,
     gen, ref = produce_ref
     out = tmp_path / "prod"
     chunks = out / "chunks"
-    args = [str(gen), str(EVENTS), str(out), *PLAN]
-    n_chunks = EVENTS // CHUNK
+    # 5x the reference's events: the tiny generator makes ~10^4 events/s per rank, so a 60-chunk job can end
+    # before the test sees 5 chunks and cancels it. Chunk k depends on (seed, k) only: the reference is a prefix.
+    events = 5 * EVENTS
+    args = [str(gen), str(events), str(out), *PLAN]
+    n_chunks = events // CHUNK
 
     log1 = tmp_path / "produce-1.log"
     jobs.append(j1 := sbatch("slurm/produce.sh", args, log1, job_env()))
-    wait_for(lambda: len(list(chunks.glob("chunk_*.h5"))) >= 5, j1, log1, 300, "5 committed chunks")
+    wait_for(lambda: len(list(chunks.rglob("chunk_*.h5"))) >= 5, j1, log1, 300, "5 committed chunks")
     subprocess.run(["scancel", j1], check=True, timeout=30)
     info = wait_job(j1, log1, 120)
     assert info.get("JobState") == "CANCELLED", tail(log1)
     assert_job_left_nothing(j1)
-    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in chunks.glob("chunk_*.h5")}
+    # chunks/<dir>/chunk_*.h5 (files_per_dir): committed chunks are the renamed, final names
+    before = {p.relative_to(chunks): (p.stat().st_ino, p.stat().st_mtime_ns) for p in chunks.rglob("chunk_*.h5")}
     assert 5 <= len(before) < n_chunks, f"{len(before)} of {n_chunks} chunks before the resubmission"
 
     log2 = tmp_path / "produce-2.log"
@@ -364,12 +369,17 @@ def test_produce_scancel_then_resubmit_makes_only_missing_chunks(tmp_path: Path,
     info = wait_job(j2, log2, 300)
     text = log2.read_text()
     assert info.get("JobState") == "COMPLETED", tail(log2)
-    missing = EVENTS - len(before) * CHUNK
+    missing = events - len(before) * CHUNK
     assert f"({missing:,} made now by 2 rank(s)" in text, tail(log2)
     for name, stamp in before.items():  # committed chunks were neither rewritten nor replaced
         p = chunks / name
         assert (p.stat().st_ino, p.stat().st_mtime_ns) == stamp, name
-    _assert_same_as(out, ref)
+    got, want = chunk_sums(out), chunk_sums(ref)
+    assert len(got) == n_chunks and {k: got[k] for k in want} == want
+    with h5py.File(out / "dataset.h5", "r") as f:
+        b = read_all(ref / "dataset.h5")
+        for k in b:
+            assert f[k].shape[0] == events and np.array_equal(f[k][:EVENTS], b[k]), k
     assert_job_left_nothing(j2)
 
 

@@ -13,6 +13,7 @@ import torch
 
 from gansim.config import Config, config_from_dict
 from gansim.errors import GansimError
+from gansim.progress import say
 from gansim.seeding import Purpose, numpy_rng
 from gansim.train.checkpoint import check_resumable, checkpoint_name, save_state
 from gansim.train.session import LocalSession, RaySession, Session, scratch_dir
@@ -60,10 +61,10 @@ def run_training(cfg: Config, session: Session, out_dir: str | Path) -> dict[str
     summary: dict[str, Any] = {"epoch": tr.epoch, "step": tr.step, "diverged": False,
                                "restored_epoch": tr.restored_epoch}
     if rank == 0 and tr.restored_epoch >= 0:
-        print(f"gansim train: resuming from epoch {tr.epoch}, step {tr.step}", flush=True)
+        say(f"gansim train: resuming from epoch {tr.epoch}, step {tr.step}")
     if tr.epoch >= epochs:
         if rank == 0:
-            print(f"gansim train: already trained for {tr.epoch} epochs (train.epochs = {epochs})", flush=True)
+            say(f"gansim train: already trained for {tr.epoch} epochs (train.epochs = {epochs})")
         session.report({"epoch": tr.epoch, "step": tr.step, "restored_epoch": tr.restored_epoch}, None)
         return summary
     reference = reference_sample(val_ds.arrays(), cfg.train.val_events, cfg.run.seed) if rank == 0 else {}
@@ -140,7 +141,7 @@ def _report(session: Session, tr: Trainer, metrics: dict[str, float], want_ckpt:
             save_state(tmp, tr.save(metrics))
             tr.cfg.save(tmp / "config.yaml")
         except GansimError as exc:  # non-finite weights: keep the previous checkpoint as the latest
-            print(f"gansim train: epoch {tr.epoch}: {exc}", file=sys.stderr, flush=True)
+            say(f"gansim train: epoch {tr.epoch}: {exc}", err=True)
             shutil.rmtree(tmp.parent, ignore_errors=True)
             tmp = None
     try:
