@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gansim.compat import RayNoiseFilter, configure_ray_logging
-from gansim.progress import ConsoleRelay, LineProgress, RelayProgress
+from gansim.progress import ConsoleRelay, LineProgress, RelayProgress, install_relay, say
 from tests.conftest import make_calo_arrays
 
 # What a user must never see in a gansim log captured to a file.
@@ -77,6 +77,36 @@ def test_relayed_progress_draws_status_lines_on_the_driver(monkeypatch) -> None:
     assert out.getvalue() == "epoch 1/2  step 10  fidelity 0.5\n"
     assert err.getvalue().splitlines()[-1].startswith("train: 20/20 it (100%)")
     assert not NOISE.search(out.getvalue() + err.getvalue())
+
+
+def test_worker_status_lines_reach_the_driver_through_the_relay(monkeypatch) -> None:
+    """say() in a Ray worker (whose stdout nobody reads) goes to the driver's relay; without one it prints, and a
+    dead relay falls back to printing rather than losing the line or failing the run."""
+
+    class ListQueue(list):
+        def put_nowait(self, item: object) -> None:
+            self.append(item)
+
+    class DeadQueue:
+        def put_nowait(self, item: object) -> None:
+            raise RuntimeError("actor died")
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    q = ListQueue()
+    try:
+        install_relay(q)
+        say("gansim train: resuming from epoch 1, step 60")
+        assert q == [("write", "gansim train: resuming from epoch 1, step 60")] and out.getvalue() == ""
+        install_relay(DeadQueue())
+        say("gansim train: already trained for 3 epochs")
+    finally:
+        install_relay(None)
+    say("gansim train: local line")
+    assert out.getvalue().splitlines() == ["gansim train: already trained for 3 epochs", "gansim train: local line"]
+    relay = ConsoleRelay()
+    relay.handle(q[0])  # the driver prints it as it is
+    assert out.getvalue().splitlines()[-1] == "gansim train: resuming from epoch 1, step 60"
 
 
 def test_line_progress_never_redraws() -> None:
