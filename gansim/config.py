@@ -78,6 +78,7 @@ class ModelConfig:
     disc_channels: int = _f(64, lo=1, hi=4096, help="critic width (calogan/lagan base channels; calo-mlp units)")
     gen_layers: int = _f(3, lo=1, hi=16, help="calo-mlp: hidden layers of the generator")
     disc_layers: int = _f(3, lo=1, hi=16, help="calo-mlp: hidden layers of the critic")
+    shift: bool = _f(False, help="calo-mlp: one transverse shower offset per event shared by all layers")
     minibatch_kernels: int = _f(10, lo=0, hi=1024, help="minibatch-discrimination kernels (0 = off)")
     minibatch_dim: int = _f(10, lo=1, hi=1024, help="minibatch-discrimination kernel dimension")
     batchnorm: Switch = _f("auto", help="BatchNorm in the critic: auto = on, except off for wgan-gp (BatchNorm "

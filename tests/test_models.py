@@ -203,3 +203,56 @@ def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
     dead = [n for n, p in g.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"no gradient reaches {dead}"
     torch.testing.assert_close(d(None, energy, embedded=d.embed(out, energy))[0], d(out, energy)[0])
+
+
+def test_calo_mlp_shift_moves_every_layer_by_the_same_millimetres():
+    """model.shift: (dy, dx) per event and layer moves that layer's mean profile by that many mm (bilinear
+    resampling keeps the centroid exact for sub-cell shifts); off, the generator has no shift weights, so
+    artefacts trained before the option still load."""
+    import numpy as np
+
+    from gansim.models.calo_mlp import _OFF, CALO_LAYERS, _cell_coordinates, shifted_profile
+    from gansim.models.registry import latent_size
+    from tests.conftest import make_calo_arrays
+
+    y, x = _cell_coordinates()  # units of 100 mm
+    log_p = -((y * 100 / 30.0) ** 2 + (x * 100 / 30.0) ** 2) / 2  # a 30 mm wide blob at the centre of each layer
+    shift = torch.tensor([[0.5, -1.0, 3.0, -2.5, 6.0, 5.0], [-0.2, 2.0, -1.0, 4.0, -2.0, 9.0]])  # (dy, dx) x 3
+    moved = torch.exp(shifted_profile(log_p.expand(2, -1), shift))
+    for i, k in enumerate(CALO_LAYERS):
+        sl = slice(_OFF[i], _OFF[i + 1])
+        w = moved[:, sl] / moved[:, sl].sum(1, keepdim=True)
+        cy, cx = (w * y[sl]).sum(1) * 100, (w * x[sl]).sum(1) * 100
+        if k != "layer_0":  # layer 0 has 3 rows of 160 mm: the blob is not contained in y
+            torch.testing.assert_close(cy, shift[:, 2 * i], rtol=0, atol=0.05)
+        torch.testing.assert_close(cx, shift[:, 2 * i + 1], rtol=0, atol=0.05)
+
+    cfg = tiny("calo-mlp", "wgan-gp", gen_channels=16, disc_channels=16, gen_layers=1, disc_layers=1)
+    from gansim.models.registry import data_statistics
+
+    stats = data_statistics(cfg, make_calo_arrays(300, seed=4))
+    assert not any("shift" in n for n in build_generator(cfg, stats).state_dict())
+    cfg.model.shift = True
+    g = build_generator(cfg, stats)
+    assert stats is not None and np.all(stats["shift_std"].numpy() > 0)
+    out = g(torch.randn(4, latent_size(cfg)), torch.tensor([5.0, 10.0, 50.0, 90.0]))
+    sum(v.sum() for v in out.values()).backward()
+    assert g.shift_head.weight.grad is not None and g.shift_head.weight.grad.abs().sum() > 0
+
+
+def test_calo_mlp_layer_without_survivors_passes_no_gradient():
+    """A layer whose cells all fall below the readout threshold reads 0 and sends no gradient back: rescaling
+    its empty sum used to multiply the threshold's surrogate gradient by ~1e9 (generator gradient norms 1e15)."""
+    from gansim.models.registry import data_statistics, latent_size
+    from tests.conftest import make_calo_arrays
+
+    cfg = tiny("calo-mlp", "wgan-gp", gen_channels=16, disc_channels=16, gen_layers=1, disc_layers=1)
+    stats = data_statistics(cfg, make_calo_arrays(300, seed=4))
+    assert stats is not None
+    stats["threshold"][:] = 1e3  # 1 TeV per cell: nothing survives
+    g = build_generator(cfg, stats)
+    torch.manual_seed(0)
+    out = g(torch.randn(8, latent_size(cfg)), torch.full((8,), 50.0))
+    assert all(bool((v == 0).all()) for v in out.values())
+    sum((v * torch.randn_like(v)).sum() for v in out.values()).backward()
+    assert all(p.grad is None or not p.grad.any() for p in g.parameters())

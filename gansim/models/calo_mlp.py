@@ -9,6 +9,11 @@ Generator, from z = (global latent, per-cell noise) and E_inc:
   * event level: u = mu(E) + sigma(E) * (z_0..3 + head(h)): with the head at zero the response and the layer
     shares already have the data's mean and spread at every energy; the network learns their shape and
     correlations;
+  * shift (model.shift): one transverse offset (dy, dx) per event moves the mean profile of every layer
+    (bilinear resampling), scaled per layer: the shower axis wanders coherently through the layers (in the
+    reference the layer-0 and layer-1 centroids are 0.9 correlated), which independent per-cell noise cannot
+    produce, and wanders further the deeper the layer. Layer k moves by std_k(E) * (noise + head_k(h)), std_k
+    starting at the data's spread of that layer's centroid at the event's energy;
   * cells: softmax per layer of (log mean profile(E) + head(h) + s * eps), eps ~ N(0, 1) per cell from the
     latent vector, times the layer energy; s starts at the data's spread of log cell shares per layer and energy
     and the network adjusts it per event. The per-cell noise gives every cell its own fluctuation, as sampling
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES, N_CELLS
 
@@ -160,8 +166,12 @@ def fit_statistics(arrays: dict[str, np.ndarray], max_events: int = 50_000) -> d
     shape = torch.cat([cells[:, _OFF[i]:_OFF[i + 1]] / el[:, i:i + 1].clamp_min(1e-12) for i in range(N_LAYERS)], 1)
     profile, _ = _binned(shape, energy, centres)
     y, x = _cell_coordinates()
-    f_mu, f_sd = _binned(shower_features(cells, energy, threshold, y, x), energy, centres)
-    return {"threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),
+    feats = shower_features(cells, energy, threshold, y, x)
+    f_mu, f_sd = _binned(feats, energy, centres)
+    yx = [j for i in range(N_LAYERS) for j in (7 * i + 2, 7 * i + 1)]  # (cy, cx) of every layer, units of 100 mm
+    _, centroid_sd = _binned(feats[:, yx], energy, centres)
+    return {"shift_std": centroid_sd.clamp_min(1e-3) * 100.0,
+            "threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),
             "profile": torch.log(profile.clamp_min(1e-7)), "feature_mean": f_mu, "feature_std": f_sd + 1e-3,
             "log_noise": _cell_noise(shape, energy, centres)}
 
@@ -181,6 +191,23 @@ def _cell_noise(shape: torch.Tensor, energy: torch.Tensor, centres: torch.Tensor
     return out
 
 
+def shifted_profile(log_profile: torch.Tensor, shift_mm: torch.Tensor) -> torch.Tensor:
+    """Log mean profiles (B, N_CELLS) moved, bilinearly, by (dy, dx) mm per event and layer (B, 2 * N_LAYERS)."""
+    parts = []
+    for i, k in enumerate(CALO_LAYERS):
+        (nr, nc), (sr, sc) = LAYER_SHAPES[k], CELL_SIZES_MM[k]
+        img = torch.exp(log_profile[:, _OFF[i]:_OFF[i + 1]]).reshape(-1, 1, nr, nc)
+        theta = torch.zeros(img.shape[0], 2, 3, dtype=img.dtype, device=img.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        # the grid samples the source at (output - shift): normalised units are half the layer's extent
+        theta[:, 0, 2] = -2.0 * shift_mm[:, 2 * i + 1] / (nc * sc)
+        theta[:, 1, 2] = -2.0 * shift_mm[:, 2 * i] / (nr * sr)
+        grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+        moved = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        parts.append(torch.log(moved.flatten(1).clamp_min(1e-7)))
+    return torch.cat(parts, 1)
+
+
 def _set_table(table: EnergyTable, centres: torch.Tensor, rows: torch.Tensor) -> None:
     table.centres.copy_(centres)
     table.rows.copy_(rows)
@@ -189,11 +216,13 @@ def _set_table(table: EnergyTable, centres: torch.Tensor, rows: torch.Tensor) ->
 class CaloMLPGenerator(nn.Module):
     """G(z, E) -> {"layer_k": cells in GeV}; z = (latent_dim global values, then one noise value per cell)."""
 
-    def __init__(self, *, latent_dim: int, hidden: int = 512, layers: int = 3,
+    def __init__(self, *, latent_dim: int, hidden: int = 512, layers: int = 3, shift: bool = False,
                  stats: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if latent_dim < N_EVENT:
-            raise ValueError(f"calo-mlp needs model.latent_dim >= {N_EVENT} (event-level noise), got {latent_dim}")
+        n_event_noise = N_EVENT + (2 if shift else 0)
+        if latent_dim < n_event_noise:
+            raise ValueError(f"calo-mlp needs model.latent_dim >= {n_event_noise} (event-level noise), "
+                             f"got {latent_dim}")
         self.latent_dim, self.noise_dim = latent_dim, N_CELLS
         self.body = nn.ModuleList()
         n_in = latent_dim
@@ -207,6 +236,9 @@ class CaloMLPGenerator(nn.Module):
         self.event_mean, self.event_std = EnergyTable(N_EVENT), EnergyTable(N_EVENT)
         self.profile, self.log_noise = EnergyTable(N_CELLS), EnergyTable(N_CELLS)
         self.register_buffer("threshold", torch.full((N_CELLS,), 1e-9))
+        # per layer (dy, dx): in units of shift_std, mm
+        self.shift_head = nn.Linear(hidden + N_COND, 2 * N_LAYERS) if shift else None
+        self.shift_std = EnergyTable(2 * N_LAYERS) if shift else None
         if stats is not None:
             self.initialise(stats)
 
@@ -219,7 +251,11 @@ class CaloMLPGenerator(nn.Module):
         _set_table(self.event_std, c, stats["event_std"])
         _set_table(self.profile, c, stats["profile"])
         _set_table(self.log_noise, c, stats["log_noise"])
-        for head in (self.event_head, self.cell_head, self.noise_head):
+        heads = [self.event_head, self.cell_head, self.noise_head]
+        if self.shift_head is not None and self.shift_std is not None:
+            _set_table(self.shift_std, c, stats["shift_std"])
+            heads.append(self.shift_head)
+        for head in heads:
             head.weight.mul_(0.1)
             head.bias.zero_()
 
@@ -237,14 +273,24 @@ class CaloMLPGenerator(nn.Module):
         u = self.event_mean(energy) + self.event_std(energy) * (z[:, :N_EVENT] + self.event_head(h))
         layer_e = torch.softmax(u[:, 1:], 1) * (torch.exp(u[:, :1]) * energy[:, None])
         noise = torch.exp(self.log_noise(energy) + self.noise_head(h))
-        logits = self.profile(energy) + self.cell_head(h) + noise * eps
+        profile = self.profile(energy)
+        if self.shift_head is not None and self.shift_std is not None:
+            common = z[:, N_EVENT:N_EVENT + 2].repeat(1, N_LAYERS)  # one direction, shared by the layers
+            shift_mm = self.shift_std(energy) * (common + self.shift_head(h))
+            profile = shifted_profile(profile, shift_mm)
+        logits = profile + self.cell_head(h) + noise * eps
         parts = []
         for i in range(N_LAYERS):
             sl = slice(_OFF[i], _OFF[i + 1])
             cells = torch.softmax(logits[:, sl], 1) * layer_e[:, i:i + 1]
             kept = cells * threshold_mask(cells, self.threshold[sl])
-            # survivors carry the layer energy the event level chose (the readout loses nothing it records)
-            parts.append(kept * (layer_e[:, i:i + 1] / kept.sum(1, keepdim=True).clamp_min(1e-12)))
+            # survivors carry the layer energy the event level chose (the readout loses nothing it records); a
+            # layer with no survivor reads 0 and passes no gradient: dividing by a clamped empty sum scaled the
+            # mask's surrogate gradient by ~1e9 (generator gradient norms of 1e15 in training)
+            total = kept.sum(1, keepdim=True)
+            some = total > 0
+            scale = torch.where(some, layer_e[:, i:i + 1] / torch.where(some, total, torch.ones_like(total)), 0.0)
+            parts.append(kept * scale)
         out = torch.cat(parts, 1)
         return {k: out[:, _OFF[i]:_OFF[i + 1]].reshape(-1, *LAYER_SHAPES[k]) for i, k in enumerate(CALO_LAYERS)}
 

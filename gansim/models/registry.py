@@ -76,7 +76,8 @@ def _calo_mlp_g(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
     from gansim.models.calo_mlp import CaloMLPGenerator
 
     m = cfg.model
-    return CaloMLPGenerator(latent_dim=m.latent_dim, hidden=m.gen_channels, layers=m.gen_layers, stats=stats)
+    return CaloMLPGenerator(latent_dim=m.latent_dim, hidden=m.gen_channels, layers=m.gen_layers, shift=m.shift,
+                            stats=stats)
 
 
 def _calo_mlp_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
