@@ -269,7 +269,8 @@ def row(r: dict[str, Any]) -> str:
             + f" | {decile} | {r['ms_per_shower_per_core']:.3f} | `{r['command']}` |")
 
 
-FIGURES = ("features_energies.png", "features_depth.png", "features_layer_1.png", "features_layer_2.png",
+FIGURES = ("features_energies.png", "features_depth.png", "features_layer_0.png", "features_layer_1.png",
+           "features_layer_2.png",
            "response_resolution.png", "conditioning.png", "average_showers.png", "jet_features.png",
            "jet_images.png")
 
