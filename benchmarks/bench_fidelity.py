@@ -270,9 +270,8 @@ def row(r: dict[str, Any]) -> str:
 
 
 FIGURES = ("features_energies.png", "features_depth.png", "features_layer_0.png", "features_layer_1.png",
-           "features_layer_2.png",
-           "response_resolution.png", "conditioning.png", "average_showers.png", "jet_features.png",
-           "jet_images.png")
+           "features_layer_2.png", "response_resolution.png", "conditioning.png", "average_showers.png",
+           "jet_features.png", "jet_images.png")
 
 
 def keep_figures(report: Path, dest: Path) -> None:
