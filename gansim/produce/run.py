@@ -275,7 +275,9 @@ def produce(run: Run) -> dict[str, Any]:
     except BaseException as exc:
         if is_mpi(comm) and comm.Get_size() > 1:
             # an error outside the agreed paths: nobody may wait for this rank, so end the whole job now
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            from gansim.produce.writer import error_cause
+
+            text = error_cause(exc, run.out)
             print(f"gansim produce: error on rank {comm.Get_rank()}: {text}; aborting all ranks (committed chunks "
                   "stay valid: rerun the same command to resume)", file=sys.stderr, flush=True)
             comm.Abort(2)

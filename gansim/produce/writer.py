@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -28,13 +29,30 @@ from gansim.produce.storage import combine, filter_kwargs, key_header, keys_for,
 QUEUE_BLOCKS = 64  # blocks (~0.5 MB each for calo) queued in front of the writer: bounds memory, absorbs jitter
 
 
-def describe_error(exc: BaseException, out_dir: Path, k: int | None) -> str:
-    """One line for a failed chunk write (full disk, permissions, anything), saying how to continue."""
+FULL_BELOW = 1 << 20  # bytes free under which a write HDF5 reports only as "file write failed" is a full disk
+
+
+def error_cause(exc: BaseException, out_dir: Path) -> str:
+    """What went wrong, in words: a full disk named as such even where HDF5 hides the errno (it reports
+    "Unable to create dataset (file write failed)" when the disk fills while it allocates metadata)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
     if getattr(exc, "errno", None) == 28 or "No space left" in str(exc) or "errno = 28" in str(exc):
-        text = "No space left on device"
+        return "No space left on device"
+    if "write failed" in str(exc) or isinstance(exc, OSError):
+        try:
+            free = shutil.disk_usage(out_dir if out_dir.exists() else out_dir.parent).free
+        except OSError:
+            return text
+        if free < FULL_BELOW:
+            return f"No space left on device ({free // 1024} KiB free; HDF5 said: {text})"
+    return text
+
+
+def describe_error(exc: BaseException, out_dir: Path, k: int | None) -> str:
+    """One line for a failed chunk write (full disk, permissions, anything), saying how to continue."""
+    text = error_cause(exc, out_dir)
     where = f"chunk {k}" if k is not None else "a chunk"
     return (f"cannot write {where} under {out_dir}: {text}; committed chunks are kept and valid - "
             "free space or fix the directory, then rerun the same command to resume")
