@@ -150,16 +150,20 @@ def install_relay(queue: Any) -> None:
     _RELAY = queue
 
 
+def _relay(queue: Any, message: tuple[Any, ...]) -> bool:
+    """Put one message on the driver's queue; False when it is full or gone (that must never stop training)."""
+    try:
+        queue.put_nowait(message)
+        return True
+    except Exception:  # noqa: BLE001 - a full or vanished relay (driver gone) must not fail the run
+        return False
+
+
 def say(line: str, err: bool = False) -> None:
     """One status line from training code: relayed to the driver in a Ray worker (whose own stdout nobody
-    reads, see above), printed otherwise."""
-    if _RELAY is not None:
-        try:
-            _RELAY.put_nowait(("write", line))
-            return
-        except Exception:  # noqa: BLE001 - relay gone: print, as a worker without one would
-            pass
-    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+    reads, see above), printed otherwise (also when the relay is gone)."""
+    if _RELAY is None or not _relay(_RELAY, ("write", line)):
+        print(line, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 class RelayProgress:
@@ -170,10 +174,7 @@ class RelayProgress:
         self._send(("open", total, desc, unit, initial))
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except Exception:  # noqa: BLE001 - a full or vanished relay (driver gone) must not fail the run
-            pass
+        _relay(self.queue, message)
 
     def update(self, n: int = 1) -> None:
         self.n += n

@@ -78,15 +78,22 @@ def check_memory(n_events: int, bytes_per_event: int, what: str, hint: str,
                           f"but {human_bytes(avail)} is available here: at most {count_text(most)} events; {hint}")
 
 
-def check_disk(directory: str | Path, n_events: int, min_bytes_per_event: int, what: str) -> None:
-    """GansimError when the file system of `directory` (or its nearest existing parent) cannot hold even the
-    smallest possible output; the write itself reports the cases this lower bound lets through."""
+def free_bytes(directory: str | Path) -> tuple[Path, int | None]:
+    """The nearest existing directory at or above `directory` and its free bytes (None when unknowable)."""
     directory = Path(directory).absolute()
     while not directory.exists() and directory != directory.parent:
         directory = directory.parent
     try:
-        free = shutil.disk_usage(directory).free
+        return directory, shutil.disk_usage(directory).free
     except OSError:
+        return directory, None
+
+
+def check_disk(directory: str | Path, n_events: int, min_bytes_per_event: int, what: str) -> None:
+    """GansimError when the file system of `directory` (or its nearest existing parent) cannot hold even the
+    smallest possible output; the write itself reports the cases this lower bound lets through."""
+    directory, free = free_bytes(directory)
+    if free is None:
         return  # the write itself will report the problem
     need = n_events * min_bytes_per_event
     if need > free:

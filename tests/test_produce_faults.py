@@ -203,14 +203,15 @@ def test_full_disk_is_named_even_where_hdf5_hides_the_errno(tmp_path: Path, monk
     the error line still says the disk is full when little space is left, and nothing else otherwise."""
     from collections import namedtuple
 
+    from gansim import resources
     from gansim.produce import writer
 
     usage = namedtuple("usage", "total used free")
     exc = OSError("Unable to create dataset (file write failed)")
-    monkeypatch.setattr(writer.shutil, "disk_usage", lambda p: usage(3 << 20, 3 << 20, 4096))
+    monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: usage(3 << 20, 3 << 20, 4096))
     assert writer.error_cause(exc, tmp_path).startswith("No space left on device (4 KiB free; HDF5 said: ")
     assert "No space left on device" in writer.describe_error(exc, tmp_path, 3)
-    monkeypatch.setattr(writer.shutil, "disk_usage", lambda p: usage(1 << 40, 0, 1 << 39))
+    monkeypatch.setattr(resources.shutil, "disk_usage", lambda p: usage(1 << 40, 0, 1 << 39))
     assert writer.error_cause(exc, tmp_path) == "Unable to create dataset (file write failed)"
     assert writer.error_cause(OSError(28, "No space left on device"), tmp_path) == "No space left on device"
     assert writer.error_cause(PermissionError(13, "Permission denied"), tmp_path) == "Permission denied"

@@ -44,7 +44,8 @@ _SIZES = [int(np.prod(LAYER_SHAPES[k])) for k in CALO_LAYERS]
 _OFF = np.concatenate([[0], np.cumsum(_SIZES)]).tolist()
 N_LAYERS = len(CALO_LAYERS)
 N_EVENT = 1 + N_LAYERS  # log response, log layer shares
-N_FEATURES = 7 * N_LAYERS + 2
+PER_LAYER = 7  # shower features per layer: log energy, centre x, centre y, width x, width y, lit fraction, E_ratio
+N_FEATURES = PER_LAYER * N_LAYERS + 2
 N_COND = 3
 N_BINS = 10  # log-energy bins of the fitted statistics
 TAU = 0.3  # softness (in log cell energy) of the threshold's surrogate gradient
@@ -168,7 +169,7 @@ def fit_statistics(arrays: dict[str, np.ndarray], max_events: int = 50_000) -> d
     y, x = _cell_coordinates()
     feats = shower_features(cells, energy, threshold, y, x)
     f_mu, f_sd = _binned(feats, energy, centres)
-    yx = [j for i in range(N_LAYERS) for j in (7 * i + 2, 7 * i + 1)]  # (cy, cx) of every layer, units of 100 mm
+    yx = [PER_LAYER * i + j for i in range(N_LAYERS) for j in (2, 1)]  # (cy, cx) of every layer, units of 100 mm
     _, centroid_sd = _binned(feats[:, yx], energy, centres)
     return {"shift_std": centroid_sd.clamp_min(1e-3) * 100.0,
             "threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from gansim.produce import hooks
 from gansim.produce.layout import chunk_relpath
 from gansim.produce.plan import Plan
 from gansim.produce.storage import combine, filter_kwargs, key_header, keys_for, storage_dtype
+from gansim.resources import free_bytes
 
 QUEUE_BLOCKS = 64  # blocks (~0.5 MB each for calo) queued in front of the writer: bounds memory, absorbs jitter
 
@@ -41,11 +41,8 @@ def error_cause(exc: BaseException, out_dir: Path) -> str:
     if getattr(exc, "errno", None) == 28 or "No space left" in str(exc) or "errno = 28" in str(exc):
         return "No space left on device"
     if "write failed" in str(exc) or isinstance(exc, OSError):
-        try:
-            free = shutil.disk_usage(out_dir if out_dir.exists() else out_dir.parent).free
-        except OSError:
-            return text
-        if free < FULL_BELOW:
+        _, free = free_bytes(out_dir)
+        if free is not None and free < FULL_BELOW:
             return f"No space left on device ({free // 1024} KiB free; HDF5 said: {text})"
     return text
 
