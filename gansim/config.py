@@ -79,6 +79,8 @@ class ModelConfig:
     gen_layers: int = _f(3, lo=1, hi=16, help="calo-mlp: hidden layers of the generator")
     disc_layers: int = _f(3, lo=1, hi=16, help="calo-mlp: hidden layers of the critic")
     shift: bool = _f(False, help="calo-mlp: one transverse shower offset per event shared by all layers")
+    quantiles: bool = _f(False, help="calo-mlp: event variables from the data's quantile functions, not Gaussians")
+    hits: bool = _f(False, help="calo-mlp: draw which cells are lit (P(lit | E) per cell) before sharing energy")
     minibatch_kernels: int = _f(10, lo=0, hi=1024, help="minibatch-discrimination kernels (0 = off)")
     minibatch_dim: int = _f(10, lo=1, hi=1024, help="minibatch-discrimination kernel dimension")
     batchnorm: Switch = _f("auto", help="BatchNorm in the critic: auto = on, except off for wgan-gp (BatchNorm "

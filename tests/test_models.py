@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -170,7 +173,8 @@ def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
     the event level chose (initialised from data statistics), and gradients into every parameter."""
     import numpy as np
 
-    from gansim.models.calo_mlp import N_BINS, N_FEATURES, fit_statistics
+    from gansim.models.calo_mlp_stats import fit_statistics
+    from gansim.models.calo_showers import N_BINS, N_FEATURES
     from gansim.models.registry import data_statistics, latent_size
     from tests.conftest import make_calo_arrays
 
@@ -190,7 +194,7 @@ def test_calo_mlp_builds_showers_from_layer_energies_and_threshold():
     cells = torch.cat([v.flatten(1) for v in out.values()], 1)
     assert (cells >= 0).all() and ((cells == 0) | (cells > 0.999 * 2e-3)).all()
     # the survivors of zero suppression keep the layer energies the event level chose: the response is exact
-    from gansim.models.calo_mlp import N_EVENT
+    from gansim.models.calo_showers import N_EVENT
 
     z = torch.randn(3, latent_size(cfg))
     z[:, :N_EVENT] = 0.0  # event noise at zero: the energy-binned mean response of the data
@@ -211,16 +215,17 @@ def test_calo_mlp_shift_moves_every_layer_by_the_same_millimetres():
     artefacts trained before the option still load."""
     import numpy as np
 
-    from gansim.models.calo_mlp import _OFF, CALO_LAYERS, _cell_coordinates, shifted_profile
+    from gansim.models.calo_mlp import CALO_LAYERS, shifted_profile
+    from gansim.models.calo_showers import OFF, cell_coordinates
     from gansim.models.registry import latent_size
     from tests.conftest import make_calo_arrays
 
-    y, x = _cell_coordinates()  # units of 100 mm
+    y, x = cell_coordinates()  # units of 100 mm
     log_p = -((y * 100 / 30.0) ** 2 + (x * 100 / 30.0) ** 2) / 2  # a 30 mm wide blob at the centre of each layer
     shift = torch.tensor([[0.5, -1.0, 3.0, -2.5, 6.0, 5.0], [-0.2, 2.0, -1.0, 4.0, -2.0, 9.0]])  # (dy, dx) x 3
     moved = torch.exp(shifted_profile(log_p.expand(2, -1), shift))
     for i, k in enumerate(CALO_LAYERS):
-        sl = slice(_OFF[i], _OFF[i + 1])
+        sl = slice(OFF[i], OFF[i + 1])
         w = moved[:, sl] / moved[:, sl].sum(1, keepdim=True)
         cy, cx = (w * y[sl]).sum(1) * 100, (w * x[sl]).sum(1) * 100
         if k != "layer_0":  # layer 0 has 3 rows of 160 mm: the blob is not contained in y
@@ -256,3 +261,115 @@ def test_calo_mlp_layer_without_survivors_passes_no_gradient():
     assert all(bool((v == 0).all()) for v in out.values())
     sum((v * torch.randn_like(v)).sum() for v in out.values()).backward()
     assert all(p.grad is None or not p.grad.any() for p in g.parameters())
+
+
+def test_calo_mlp_hits_draw_each_cells_occupancy_from_the_data():
+    """model.hits: which cells are lit is drawn per cell with the data's P(lit | E), from a second per-cell noise
+    vector; the known answer is the occupancy of make_calo_arrays (layer_0 30 %, layer_1 all, layer_2 50 %),
+    which the amplitude noise alone (hits off) cannot give: its tiny readout threshold lights almost every cell."""
+    from gansim.models.calo_showers import OFF
+    from gansim.models.registry import data_statistics, latent_size
+    from tests.conftest import make_calo_arrays
+
+    cfg = tiny("calo-mlp", "wgan-gp", gen_channels=16, disc_channels=16, gen_layers=1, disc_layers=1)
+    stats = data_statistics(cfg, make_calo_arrays(2000, seed=5))
+    energy = torch.linspace(2.0, 90.0, 2000)
+
+    def occupancy() -> list[float]:
+        torch.manual_seed(1)
+        g = build_generator(cfg, stats)
+        with torch.no_grad():
+            cells = torch.cat([v.flatten(1) for v in g(torch.randn(2000, latent_size(cfg)), energy).values()], 1)
+        return [float((cells[:, OFF[i]:OFF[i + 1]] > 0).float().mean()) for i in range(3)]
+
+    assert latent_size(cfg) == cfg.model.latent_dim + N_CELLS
+    off = occupancy()
+    assert off[0] > 0.9 and off[2] > 0.9
+    cfg.model.hits = True
+    assert latent_size(cfg) == cfg.model.latent_dim + 2 * N_CELLS
+    on = occupancy()
+    for got, want in zip(on, [0.3, 1.0, 0.5], strict=True):
+        assert abs(got - want) < 0.03, (on, off)
+    g = build_generator(cfg, stats)
+    out = g(torch.randn(16, latent_size(cfg)), torch.full((16,), 40.0))
+    sum((v * torch.randn_like(v)).sum() for v in out.values()).backward()
+    assert g.hit_head.weight.grad is not None and g.hit_head.weight.grad.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in g.parameters() if p.grad is not None)
+
+
+def test_calo_mlp_quantiles_reproduce_a_bimodal_response_and_its_correlations():
+    """model.quantiles: the event variables come from the data's quantile functions through a Gaussian copula, so
+    with the heads at zero a bimodal response (30 % of events deposit ~1 % of the usual energy, mostly in layer 0,
+    like pions crossing without a hadronic shower) is reproduced: fraction of low-response events, mean response,
+    and the rank correlation of response and layer-0 share. A log-normal fit (quantiles off) spreads one wide
+    bump over both modes and overshoots the mean."""
+    from gansim.models.calo_mlp import quantile_transform
+    from gansim.models.calo_mlp_stats import QUANTILE_KNOTS
+    from gansim.models.registry import data_statistics, latent_size
+    from tests.conftest import make_calo_arrays
+
+    q = torch.stack([QUANTILE_KNOTS * 2.0, QUANTILE_KNOTS ** 3]).expand(2, -1, -1)  # (B, D, K)
+    t = torch.tensor([[0.1, -0.5], [5.0, -4.0]])  # inside: exact at knots, linear between; outside: end slope
+    step = float(QUANTILE_KNOTS[1] - QUANTILE_KNOTS[0])
+    want = torch.tensor([[0.2, -0.125], [10.0, -3.5 ** 3 - 0.5 * (3.5 ** 3 - (3.5 - step) ** 3) / step]])
+    torch.testing.assert_close(quantile_transform(q, t), want)
+
+    n = 4000
+    a = make_calo_arrays(n, seed=6)
+    mip = np.random.default_rng(0).random(n) < 0.3
+    for k, f in (("layer_0", 0.05), ("layer_1", 0.01), ("layer_2", 0.01)):
+        a[k][mip] *= f
+    energy = torch.as_tensor(a["energy"].reshape(-1))
+
+    def response_and_share(layers: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        e = np.stack([np.asarray(layers[k]).reshape(n, -1).sum(1) for k in ("layer_0", "layer_1", "layer_2")], 1)
+        return e.sum(1) / a["energy"].reshape(-1), e[:, 0] / e.sum(1)
+
+    def rank_corr(u: np.ndarray, v: np.ndarray) -> float:
+        return float(np.corrcoef(u.argsort().argsort(), v.argsort().argsort())[0, 1])
+
+    resp_data, share_data = response_and_share(a)
+    resp_data = resp_data * 1e-3  # MeV cells, GeV energy
+    cut = 0.1 * np.median(resp_data)
+    cfg = tiny("calo-mlp", "wgan-gp", gen_channels=16, disc_channels=16, gen_layers=1, disc_layers=1)
+    stats = data_statistics(cfg, a)
+
+    def generate(quantiles: bool) -> tuple[np.ndarray, np.ndarray]:
+        cfg.model.quantiles = quantiles
+        g = build_generator(cfg, stats)
+        torch.manual_seed(2)
+        z = torch.randn(n, latent_size(cfg))
+        with torch.no_grad():
+            g.event_head.weight.zero_()
+            out = g(z, energy)
+        r, s = response_and_share({k: v.numpy() for k, v in out.items()})
+        return r * a["energy"].reshape(-1) / energy.numpy(), s
+
+    (on, share_on), (off, share_off) = generate(True), generate(False)
+    assert abs((on < cut).mean() - 0.3) < 0.03
+    assert abs(on.mean() / resp_data.mean() - 1) < 0.05
+    assert abs(off.mean() / resp_data.mean() - 1) > 0.3
+    want_corr = rank_corr(resp_data, share_data)
+    # the copula carries most of the data's correlation (the softmax over layer shares dilutes it a little);
+    # independent draws carry none
+    assert want_corr < -0.5 and rank_corr(on, share_on) < 0.7 * want_corr, (want_corr, rank_corr(on, share_on))
+    assert abs(rank_corr(off, share_off)) < 0.15
+
+
+def test_lit_softmax_stays_finite_when_the_lit_cells_lie_far_in_the_tail():
+    """Energy is shared among the lit cells by a softmax over them alone: equal to the masked softmax, zero where
+    nothing is lit, and with finite gradients when every lit cell is ~100 nats below the unlit ones (the
+    renormalised plain softmax divided by an underflowed sum: NaN gradients in 1 of 4 batches after 20 epochs)."""
+    from gansim.models.calo_mlp import lit_softmax
+
+    logits = torch.tensor([[0.0, -100.0, -101.0, 5.0], [1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    soft = torch.full((3, 4), 0.3, requires_grad=True)
+    hard = torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    share = lit_softmax(logits, hard + soft - soft.detach())
+    want = torch.softmax(logits.detach().masked_fill(hard == 0, float("-inf")), 1).nan_to_num(0.0)
+    torch.testing.assert_close(share.detach(), want)
+    (share * torch.arange(1.0, 5.0)).sum().backward()
+    assert torch.isfinite(logits.grad).all() and torch.isfinite(soft.grad).all()
+    assert logits.grad[0, 1:3].abs().sum() > 0
+    # an unlit cell's surrogate gradient is its weight relative to the lit ones (capped at exp(20))
+    assert 0 < soft.grad[2, 0] == soft.grad[2, 3] / 4 and soft.grad[0, 3] <= 4 * math.exp(20)

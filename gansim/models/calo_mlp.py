@@ -1,14 +1,21 @@
 """calo-mlp: a conditional MLP GAN for CaloGAN showers that builds each shower the way the physics does.
 
-Preprocessing fitted on the training set (`fit_statistics`, stored as buffers, so it travels with every
-checkpoint and artefact) is energy dependent: in bins of log E_inc it holds the mean and spread of the
-event-level variables u = (log E_tot/E_inc, log E_k/E_tot), the mean cell profile of every layer, the mean and
-spread of the critic's shower features, and the readout threshold (the smallest non-zero cell of each layer).
+Preprocessing fitted on the training set (`calo_mlp_stats.fit_statistics`, stored as buffers, so it travels
+with every checkpoint and artefact) is energy dependent: in bins of log E_inc it holds the mean, spread, quantiles
+and rank correlations of the event-level variables u = (log E_tot/E_inc, log E_k/E_tot), the mean cell profile
+of every layer (overall and given that a cell is lit), each cell's probability to be lit, the mean and spread of
+the critic's shower features, and the readout threshold (the smallest non-zero cell of each layer).
 
 Generator, from z = (global latent, per-cell noise) and E_inc:
   * event level: u = mu(E) + sigma(E) * (z_0..3 + head(h)): with the head at zero the response and the layer
     shares already have the data's mean and spread at every energy; the network learns their shape and
     correlations;
+  * quantiles (model.quantiles): u = Q(E, L(E) z_0..3 + head(h)) instead, Q the data's quantile function of
+    each event variable at the event's energy (piecewise linear in Gaussian units) and L the Cholesky factor of
+    their rank correlations (a Gaussian copula): with the head at zero the event variables have exactly the
+    data's distributions and correlations, also where they are far from Gaussian (the pi+ response is bimodal:
+    ~0.5 % of E_inc for pions that cross the calorimeter without a hadronic shower, ~40 % otherwise; a
+    log-normal fit to it is 1.8 wide and doubles the mean response; e+ layer 2 is empty in 24 % of events);
   * shift (model.shift): one transverse offset (dy, dx) per event moves the mean profile of every layer
     (bilinear resampling), scaled per layer: the shower axis wanders coherently through the layers (in the
     reference the layer-0 and layer-1 centroids are 0.9 correlated), which independent per-cell noise cannot
@@ -18,6 +25,12 @@ Generator, from z = (global latent, per-cell noise) and E_inc:
     latent vector, times the layer energy; s starts at the data's spread of log cell shares per layer and energy
     and the network adjusts it per event. The per-cell noise gives every cell its own fluctuation, as sampling
     fluctuations do; a few dozen latent values cannot;
+  * hits (model.hits): which cells are lit is drawn first, one Bernoulli per cell with P(lit | E) from the data
+    (moved with the shower axis when shift is on) adjusted by a head, from a second per-cell noise value
+    (probit; straight-through gradient); the energy is then shared among the lit cells only, around the mean
+    share of a cell *given that it is lit*. Occupancy and amplitude are then separate, as in a real readout:
+    without it, how many cells pass the threshold is set by the amplitude noise alone, and the lit-cell
+    fractions are the worst-modelled features (fidelity.md);
   * zero suppression: cells below the readout threshold read exactly 0 (straight-through gradient), and the
     surviving cells are rescaled so each layer keeps the energy the event level chose.
 
@@ -33,85 +46,27 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from gansim.kinds.calo import CALO_LAYERS, CELL_SIZES_MM, LAYER_SHAPES, N_CELLS
+from gansim.models.calo_mlp_stats import P_MIN, QUANTILE_KNOTS
+from gansim.models.calo_showers import (
+    N_BINS,
+    N_COND,
+    N_EVENT,
+    N_FEATURES,
+    N_LAYERS,
+    OFF,
+    cell_coordinates,
+    cond_features,
+    flat_cells,
+    shower_features,
+    threshold_mask,
+)
 
-_SIZES = [int(np.prod(LAYER_SHAPES[k])) for k in CALO_LAYERS]
-_OFF = np.concatenate([[0], np.cumsum(_SIZES)]).tolist()
-N_LAYERS = len(CALO_LAYERS)
-N_EVENT = 1 + N_LAYERS  # log response, log layer shares
-PER_LAYER = 7  # shower features per layer: log energy, centre x, centre y, width x, width y, lit fraction, E_ratio
-N_FEATURES = PER_LAYER * N_LAYERS + 2
-N_COND = 3
-N_BINS = 10  # log-energy bins of the fitted statistics
-TAU = 0.3  # softness (in log cell energy) of the threshold's surrogate gradient
-MEV = 1e-3  # file units (MeV) -> model units (GeV)
-
-
-def cond_features(energy: torch.Tensor) -> torch.Tensor:
-    """(B,) incident energy in GeV -> (B, 3) smooth conditioning inputs of order 1."""
-    le = torch.log(energy.clamp_min(1e-3)) / math.log(100.0)
-    return torch.stack([le, le * le, torch.sqrt(energy.clamp_min(0.0)) / 10.0], 1)
-
-
-def threshold_mask(cells: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """1 where cells > threshold (per cell), else 0; the backward pass sees a sigmoid in log energy."""
-    hard = (cells > threshold).to(cells.dtype)
-    soft = torch.sigmoid((torch.log(cells.clamp_min(1e-12)) - torch.log(threshold)) / TAU)
-    return hard + soft - soft.detach()
-
-
-def _cell_coordinates() -> tuple[torch.Tensor, torch.Tensor]:
-    ys, xs = [], []
-    for k in CALO_LAYERS:
-        (nr, nc), (sr, sc) = LAYER_SHAPES[k], CELL_SIZES_MM[k]
-        y = (np.arange(nr) + 0.5 - nr / 2) * sr / 100.0
-        x = (np.arange(nc) + 0.5 - nc / 2) * sc / 100.0
-        yy, xx = np.meshgrid(y, x, indexing="ij")
-        ys.append(yy.ravel())
-        xs.append(xx.ravel())
-    return torch.tensor(np.concatenate(ys), dtype=torch.float32), torch.tensor(np.concatenate(xs), dtype=torch.float32)
-
-
-def flat_cells(x: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([x[k].flatten(1) for k in CALO_LAYERS], 1)
-
-
-def layer_energies(cells: torch.Tensor) -> torch.Tensor:
-    return torch.stack([cells[:, _OFF[i]:_OFF[i + 1]].sum(1) for i in range(N_LAYERS)], 1)
-
-
-def event_variables(cells: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
-    """(B, 4): log(E_tot / E_inc) and log(E_k / E_tot + 1e-5) of flat cells (GeV)."""
-    el = layer_energies(cells)
-    total = el.sum(1).clamp_min(1e-9)
-    return torch.cat([torch.log(total / energy).unsqueeze(1), torch.log(el / total[:, None] + 1e-5)], 1)
-
-
-def shower_features(cells: torch.Tensor, energy: torch.Tensor, threshold: torch.Tensor, y: torch.Tensor,
-                    x: torch.Tensor) -> torch.Tensor:
-    """Differentiable high-level features (B, N_FEATURES) of flat cells (B, 504) in GeV."""
-    lit = threshold_mask(cells, 0.5 * threshold)
-    out, layer_e = [], []
-    for i in range(N_LAYERS):
-        sl = slice(_OFF[i], _OFF[i + 1])
-        c = cells[:, sl]
-        e = c.sum(1)
-        layer_e.append(e)
-        w = c / (e[:, None] + 1e-6)
-        cy, cx = (w * y[sl]).sum(1), (w * x[sl]).sum(1)
-        wy = ((w * y[sl] ** 2).sum(1) - cy ** 2).clamp_min(0).add(1e-8).sqrt()
-        wx = ((w * x[sl] ** 2).sum(1) - cx ** 2).clamp_min(0).add(1e-8).sqrt()
-        top2 = torch.topk(c, 2, dim=1).values
-        eratio = (top2[:, 0] - top2[:, 1]) / (top2[:, 0] + top2[:, 1] + 1e-6)
-        out += [torch.log(e / energy + 1e-4), cx, cy, wx, wy, lit[:, sl].mean(1), eratio]
-    total = layer_e[0] + layer_e[1] + layer_e[2]
-    out += [total / energy, (layer_e[1] + 2 * layer_e[2]) / (total + 1e-6)]
-    return torch.stack(out, 1)
+TAU_HIT = 0.5  # softness (probit units) of the hit draw's surrogate gradient
 
 
 class EnergyTable(nn.Module):
@@ -131,65 +86,14 @@ class EnergyTable(nn.Module):
         return self.rows[i0] * (1 - w) + self.rows[i0 + 1] * w
 
 
-def _binned(values: torch.Tensor, energy: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation of values (N, D) per log-energy bin around the centres (empty bins borrow)."""
-    le = torch.log(energy)
-    edges = (centres[1:] + centres[:-1]) / 2
-    idx = torch.bucketize(le, edges)
-    mu = torch.zeros(N_BINS, values.shape[1])
-    sd = torch.ones(N_BINS, values.shape[1])
-    for b in range(N_BINS):
-        sel = idx == b
-        if int(sel.sum()) >= 2:
-            mu[b], sd[b] = values[sel].mean(0), values[sel].std(0)
-        elif b > 0:
-            mu[b], sd[b] = mu[b - 1], sd[b - 1]
-    return mu, sd
-
-
-def fit_statistics(arrays: dict[str, np.ndarray], max_events: int = 50_000) -> dict[str, Any]:
-    """Data statistics of a training set (model units) that initialise generator and critic (see module doc)."""
-    n = min(len(arrays["energy"]), max_events)
-    energy = torch.as_tensor(np.asarray(arrays["energy"][:n], np.float32).reshape(-1))
-    cells = torch.cat([torch.as_tensor(np.asarray(arrays[k][:n], np.float32)).flatten(1) for k in CALO_LAYERS], 1)
-    cells = cells * MEV
-    thr = []
-    for i in range(N_LAYERS):
-        c = cells[:, _OFF[i]:_OFF[i + 1]]
-        pos = c[c > 0]
-        thr.append(float(pos.min()) * 0.999 if pos.numel() else 1e-9)  # zero suppression of the readout
-    threshold = torch.cat([torch.full((s,), t) for s, t in zip(_SIZES, thr, strict=True)])
-    le = torch.log(energy)
-    centres = torch.linspace(float(le.min()), float(le.max()), N_BINS + 1)
-    centres = (centres[1:] + centres[:-1]) / 2
-    u_mu, u_sd = _binned(event_variables(cells, energy), energy, centres)
-    el = layer_energies(cells)
-    shape = torch.cat([cells[:, _OFF[i]:_OFF[i + 1]] / el[:, i:i + 1].clamp_min(1e-12) for i in range(N_LAYERS)], 1)
-    profile, _ = _binned(shape, energy, centres)
-    y, x = _cell_coordinates()
-    feats = shower_features(cells, energy, threshold, y, x)
-    f_mu, f_sd = _binned(feats, energy, centres)
-    yx = [PER_LAYER * i + j for i in range(N_LAYERS) for j in (2, 1)]  # (cy, cx) of every layer, units of 100 mm
-    _, centroid_sd = _binned(feats[:, yx], energy, centres)
-    return {"shift_std": centroid_sd.clamp_min(1e-3) * 100.0,
-            "threshold": threshold, "centres": centres, "event_mean": u_mu, "event_std": u_sd.clamp_min(1e-3),
-            "profile": torch.log(profile.clamp_min(1e-7)), "feature_mean": f_mu, "feature_std": f_sd + 1e-3,
-            "log_noise": _cell_noise(shape, energy, centres)}
-
-
-def _cell_noise(shape: torch.Tensor, energy: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """(N_BINS, N_CELLS) log of the typical spread of log(cell share) of lit cells, per layer and energy bin:
-    the initial scale of the per-cell noise (sparse layers fluctuate more, high energies less)."""
-    idx = torch.bucketize(torch.log(energy), (centres[1:] + centres[:-1]) / 2)
-    out = torch.zeros(N_BINS, N_CELLS)
-    for b in range(N_BINS):
-        rows = shape[idx == b]
-        for i in range(N_LAYERS):
-            logs = torch.log(rows[:, _OFF[i]:_OFF[i + 1]].clamp_min(1e-12))
-            lit = rows[:, _OFF[i]:_OFF[i + 1]] > 0
-            spreads = [logs[lit[:, c], c].std() for c in range(lit.shape[1]) if int(lit[:, c].sum()) > 20]
-            out[b, _OFF[i]:_OFF[i + 1]] = torch.log(torch.stack(spreads).median()) if spreads else 0.0
-    return out
+def quantile_transform(knots_q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear Q(t) through (QUANTILE_KNOTS, knots_q (B, D, K)) at t (B, D); linear beyond the ends."""
+    knots = QUANTILE_KNOTS.to(t.device, t.dtype)
+    step = knots[1] - knots[0]
+    i0 = ((t - knots[0]) / step).floor().long().clamp(0, len(knots) - 2)
+    lo, hi = knots_q.gather(2, i0.unsqueeze(2)).squeeze(2), knots_q.gather(2, (i0 + 1).unsqueeze(2)).squeeze(2)
+    w = (t - knots[0]) / step - i0.to(t.dtype)
+    return lo + (hi - lo) * w
 
 
 def shifted_profile(log_profile: torch.Tensor, shift_mm: torch.Tensor) -> torch.Tensor:
@@ -197,7 +101,7 @@ def shifted_profile(log_profile: torch.Tensor, shift_mm: torch.Tensor) -> torch.
     parts = []
     for i, k in enumerate(CALO_LAYERS):
         (nr, nc), (sr, sc) = LAYER_SHAPES[k], CELL_SIZES_MM[k]
-        img = torch.exp(log_profile[:, _OFF[i]:_OFF[i + 1]]).reshape(-1, 1, nr, nc)
+        img = torch.exp(log_profile[:, OFF[i]:OFF[i + 1]]).reshape(-1, 1, nr, nc)
         theta = torch.zeros(img.shape[0], 2, 3, dtype=img.dtype, device=img.device)
         theta[:, 0, 0] = theta[:, 1, 1] = 1.0
         # the grid samples the source at (output - shift): normalised units are half the layer's extent
@@ -209,22 +113,49 @@ def shifted_profile(log_profile: torch.Tensor, shift_mm: torch.Tensor) -> torch.
     return torch.cat(parts, 1)
 
 
+def hit_mask(log_prob: torch.Tensor, head: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """1 where a cell is lit: P(lit) = Phi(probit(prob) + head) with standard-normal noise; surrogate gradient."""
+    s = torch.special.ndtri(torch.exp(log_prob).clamp(P_MIN, 1 - P_MIN)) + head + noise
+    soft = torch.sigmoid(s / TAU_HIT)
+    return (s > 0).to(s.dtype) + soft - soft.detach()
+
+
+def lit_softmax(logits: torch.Tensor, hits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the lit cells only (hits 0/1 with a surrogate gradient); all zero where nothing is lit.
+
+    Scaled by the largest *lit* logit, so the sum is >= 1 whenever a cell is lit: a plain softmax renormalised
+    over the lit cells divides by their share of the whole layer, which underflows when they all lie far out in
+    the tail (gradients of 1e38 -> NaN in ~1 of 4 batches after 20 epochs). An unlit cell's surrogate gradient
+    is its weight relative to the lit ones, exp(logit - top), as in the plain softmax: it says how much energy
+    the cell would take if lit. Bounding it by 1 (clamping at the top lit logit) made training drift (validation
+    fidelity 0.022 -> 0.074 after 12 epochs); exp(20) only guards against overflow. The normalisation is
+    detached: the survivors' rescale after the readout threshold carries its gradient.
+    """
+    lit = hits.detach() > 0
+    top = logits.detach().masked_fill(~lit, float("-inf")).amax(1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    w = torch.exp((logits - top).clamp_max(20.0)) * hits
+    norm = w.detach().sum(1, keepdim=True)
+    return w / torch.where(lit.any(1, keepdim=True), norm, torch.ones_like(norm))
+
+
 def _set_table(table: EnergyTable, centres: torch.Tensor, rows: torch.Tensor) -> None:
     table.centres.copy_(centres)
     table.rows.copy_(rows)
 
 
 class CaloMLPGenerator(nn.Module):
-    """G(z, E) -> {"layer_k": cells in GeV}; z = (latent_dim global values, then one noise value per cell)."""
+    """G(z, E) -> {"layer_k": cells in GeV}; z = (latent_dim global values, then one noise value per cell, and a
+    second one per cell with hits on)."""
 
     def __init__(self, *, latent_dim: int, hidden: int = 512, layers: int = 3, shift: bool = False,
-                 stats: dict[str, Any] | None = None) -> None:
+                 hits: bool = False, quantiles: bool = False, stats: dict[str, Any] | None = None) -> None:
         super().__init__()
         n_event_noise = N_EVENT + (2 if shift else 0)
         if latent_dim < n_event_noise:
             raise ValueError(f"calo-mlp needs model.latent_dim >= {n_event_noise} (event-level noise), "
                              f"got {latent_dim}")
-        self.latent_dim, self.noise_dim = latent_dim, N_CELLS
+        self.latent_dim, self.noise_dim = latent_dim, N_CELLS * (2 if hits else 1)
         self.body = nn.ModuleList()
         n_in = latent_dim
         for _ in range(layers):
@@ -240,6 +171,10 @@ class CaloMLPGenerator(nn.Module):
         # per layer (dy, dx): in units of shift_std, mm
         self.shift_head = nn.Linear(hidden + N_COND, 2 * N_LAYERS) if shift else None
         self.shift_std = EnergyTable(2 * N_LAYERS) if shift else None
+        self.event_q = EnergyTable(N_EVENT * len(QUANTILE_KNOTS)) if quantiles else None
+        self.event_chol = EnergyTable(N_EVENT * N_EVENT) if quantiles else None
+        self.hit_head = nn.Linear(hidden + N_COND, N_CELLS) if hits else None  # probit offset of P(lit)
+        self.hit_prob = EnergyTable(N_CELLS) if hits else None  # log P(lit) per cell
         if stats is not None:
             self.initialise(stats)
 
@@ -250,12 +185,18 @@ class CaloMLPGenerator(nn.Module):
         c = stats["centres"]
         _set_table(self.event_mean, c, stats["event_mean"])
         _set_table(self.event_std, c, stats["event_std"])
-        _set_table(self.profile, c, stats["profile"])
+        _set_table(self.profile, c, stats["profile"] if self.hit_prob is None else stats["lit_profile"])
         _set_table(self.log_noise, c, stats["log_noise"])
         heads = [self.event_head, self.cell_head, self.noise_head]
         if self.shift_head is not None and self.shift_std is not None:
             _set_table(self.shift_std, c, stats["shift_std"])
             heads.append(self.shift_head)
+        if self.event_q is not None and self.event_chol is not None:
+            _set_table(self.event_q, c, stats["event_quantiles"])
+            _set_table(self.event_chol, c, stats["event_copula"])
+        if self.hit_head is not None and self.hit_prob is not None:
+            _set_table(self.hit_prob, c, stats["hit_prob"])
+            heads.append(self.hit_head)
         for head in heads:
             head.weight.mul_(0.1)
             head.bias.zero_()
@@ -267,23 +208,38 @@ class CaloMLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor, energy: torch.Tensor) -> dict[str, torch.Tensor]:
         energy = energy.reshape(-1)
         c = cond_features(energy)
-        h, eps = z[:, :self.latent_dim], z[:, self.latent_dim:]
+        h, eps = z[:, :self.latent_dim], z[:, self.latent_dim:self.latent_dim + N_CELLS]
         for lin in self.body:
             h = self.act(lin(torch.cat([h, c], 1)))
         h = torch.cat([h, c], 1)
-        u = self.event_mean(energy) + self.event_std(energy) * (z[:, :N_EVENT] + self.event_head(h))
+        t = z[:, :N_EVENT]
+        if self.event_chol is not None:  # correlated as in the data
+            t = torch.einsum("bij,bj->bi", self.event_chol(energy).reshape(-1, N_EVENT, N_EVENT), t)
+        t = t + self.event_head(h)
+        if self.event_q is not None:
+            u = quantile_transform(self.event_q(energy).reshape(-1, N_EVENT, len(QUANTILE_KNOTS)), t)
+        else:
+            u = self.event_mean(energy) + self.event_std(energy) * t
         layer_e = torch.softmax(u[:, 1:], 1) * (torch.exp(u[:, :1]) * energy[:, None])
         noise = torch.exp(self.log_noise(energy) + self.noise_head(h))
         profile = self.profile(energy)
+        shift_mm = None
         if self.shift_head is not None and self.shift_std is not None:
             common = z[:, N_EVENT:N_EVENT + 2].repeat(1, N_LAYERS)  # one direction, shared by the layers
             shift_mm = self.shift_std(energy) * (common + self.shift_head(h))
             profile = shifted_profile(profile, shift_mm)
+        hits = None
+        if self.hit_head is not None and self.hit_prob is not None:
+            log_prob = self.hit_prob(energy)
+            if shift_mm is not None:
+                log_prob = shifted_profile(log_prob, shift_mm)
+            hits = hit_mask(log_prob, self.hit_head(h), z[:, self.latent_dim + N_CELLS:])
         logits = profile + self.cell_head(h) + noise * eps
         parts = []
         for i in range(N_LAYERS):
-            sl = slice(_OFF[i], _OFF[i + 1])
-            cells = torch.softmax(logits[:, sl], 1) * layer_e[:, i:i + 1]
+            sl = slice(OFF[i], OFF[i + 1])
+            share = torch.softmax(logits[:, sl], 1) if hits is None else lit_softmax(logits[:, sl], hits[:, sl])
+            cells = share * layer_e[:, i:i + 1]
             kept = cells * threshold_mask(cells, self.threshold[sl])
             # survivors carry the layer energy the event level chose (the readout loses nothing it records); a
             # layer with no survivor reads 0 and passes no gradient: dividing by a clamped empty sum scaled the
@@ -293,7 +249,7 @@ class CaloMLPGenerator(nn.Module):
             scale = torch.where(some, layer_e[:, i:i + 1] / torch.where(some, total, torch.ones_like(total)), 0.0)
             parts.append(kept * scale)
         out = torch.cat(parts, 1)
-        return {k: out[:, _OFF[i]:_OFF[i + 1]].reshape(-1, *LAYER_SHAPES[k]) for i, k in enumerate(CALO_LAYERS)}
+        return {k: out[:, OFF[i]:OFF[i + 1]].reshape(-1, *LAYER_SHAPES[k]) for i, k in enumerate(CALO_LAYERS)}
 
 
 class CaloMLPCritic(nn.Module):
@@ -307,7 +263,7 @@ class CaloMLPCritic(nn.Module):
             mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
         mods.append(nn.Linear(dims[-1], 1))
         self.net = nn.Sequential(*mods)
-        y, x = _cell_coordinates()
+        y, x = cell_coordinates()
         self.register_buffer("y", y)
         self.register_buffer("x", x)
         self.register_buffer("threshold", torch.full((N_CELLS,), 1e-9))

@@ -30,7 +30,7 @@ class ModelSpec:
     generator: Callable[[Config, dict[str, Any] | None], nn.Module]
     discriminator: Callable[[Config, dict[str, Any] | None], nn.Module]
     statistics: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None
-    extra_latent: int = 0  # latent values beyond model.latent_dim (e.g. calo-mlp's per-cell noise)
+    extra_latent: Callable[[Config], int] | None = None  # latent values beyond model.latent_dim (calo-mlp's noise)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -77,7 +77,7 @@ def _calo_mlp_g(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
 
     m = cfg.model
     return CaloMLPGenerator(latent_dim=m.latent_dim, hidden=m.gen_channels, layers=m.gen_layers, shift=m.shift,
-                            stats=stats)
+                            hits=m.hits, quantiles=m.quantiles, stats=stats)
 
 
 def _calo_mlp_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
@@ -88,14 +88,18 @@ def _calo_mlp_d(cfg: Config, stats: dict[str, Any] | None) -> nn.Module:
 
 
 def _calo_mlp_stats(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    from gansim.models.calo_mlp import fit_statistics
+    from gansim.models.calo_mlp_stats import fit_statistics
 
     return fit_statistics(arrays)
 
 
 register("calogan", ModelSpec("calo", _calogan_g, _calogan_d))
 register("lagan", ModelSpec("jets", _lagan_g, _lagan_d))
-register("calo-mlp", ModelSpec("calo", _calo_mlp_g, _calo_mlp_d, _calo_mlp_stats, extra_latent=N_CELLS))
+def _calo_mlp_noise(cfg: Config) -> int:
+    return N_CELLS * (2 if cfg.model.hits else 1)  # per-cell amplitude noise (and hit noise)
+
+
+register("calo-mlp", ModelSpec("calo", _calo_mlp_g, _calo_mlp_d, _calo_mlp_stats, extra_latent=_calo_mlp_noise))
 
 
 def spec_of(cfg: Config) -> ModelSpec:
@@ -112,7 +116,8 @@ def model_kind(cfg: Config) -> DataKind:
 
 def latent_size(cfg: Config) -> int:
     """Length of the latent vector the generator takes (what samplers draw per event)."""
-    return cfg.model.latent_dim + spec_of(cfg).extra_latent
+    extra = spec_of(cfg).extra_latent
+    return cfg.model.latent_dim + (extra(cfg) if extra is not None else 0)
 
 
 def data_statistics(cfg: Config, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
