@@ -33,8 +33,8 @@ def test_pretrained_metadata_and_size(name: str) -> None:
     assert art.condition_range is not None and art.condition_range[0] < 2.0 < 99.0 < art.condition_range[1]
 
 
-# piplus is shipped but fails this (response up to 38 % off: its adversarial training diverged, see README)
-@pytest.mark.parametrize(("name", "tolerance"), [("eplus", 0.02), ("gamma", 0.02)])
+# piplus: the reference's 600 pion showers alone scatter by ~2.5 % (bimodal response, see README)
+@pytest.mark.parametrize(("name", "tolerance"), [("eplus", 0.02), ("gamma", 0.02), ("piplus", 0.06)])
 def test_pretrained_response_matches_the_simulator(name: str, tolerance: float) -> None:
     """Mean E_tot/E_inc at 10 and 60 GeV within a few per cent of the simulator (the response is what a physics
     analysis calibrates on first)."""
