@@ -69,6 +69,11 @@ from gansim.models.calo_showers import (
 TAU_HIT = 0.5  # softness (probit units) of the hit draw's surrogate gradient
 
 
+def noise_size(hits: bool) -> int:
+    """Per-cell latent values after the global latent: amplitude noise, and hit noise with model.hits."""
+    return N_CELLS * (2 if hits else 1)
+
+
 class EnergyTable(nn.Module):
     """Per-log-energy-bin rows (N_BINS, D), linearly interpolated in log E between bin centres (clamped)."""
 
@@ -155,7 +160,7 @@ class CaloMLPGenerator(nn.Module):
         if latent_dim < n_event_noise:
             raise ValueError(f"calo-mlp needs model.latent_dim >= {n_event_noise} (event-level noise), "
                              f"got {latent_dim}")
-        self.latent_dim, self.noise_dim = latent_dim, N_CELLS * (2 if hits else 1)
+        self.latent_dim, self.noise_dim = latent_dim, noise_size(hits)
         self.body = nn.ModuleList()
         n_in = latent_dim
         for _ in range(layers):

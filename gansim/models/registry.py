@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from gansim.config import Config
 from gansim.errors import GansimError
 from gansim.kinds import DataKind, get_kind
-from gansim.kinds.calo import N_CELLS
 from gansim.models.names import MODEL_KINDS
 
 if TYPE_CHECKING:
@@ -93,12 +92,14 @@ def _calo_mlp_stats(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return fit_statistics(arrays)
 
 
+def _calo_mlp_noise(cfg: Config) -> int:
+    from gansim.models.calo_mlp import noise_size
+
+    return noise_size(cfg.model.hits)
+
+
 register("calogan", ModelSpec("calo", _calogan_g, _calogan_d))
 register("lagan", ModelSpec("jets", _lagan_g, _lagan_d))
-def _calo_mlp_noise(cfg: Config) -> int:
-    return N_CELLS * (2 if cfg.model.hits else 1)  # per-cell amplitude noise (and hit noise)
-
-
 register("calo-mlp", ModelSpec("calo", _calo_mlp_g, _calo_mlp_d, _calo_mlp_stats, extra_latent=_calo_mlp_noise))
 
 
