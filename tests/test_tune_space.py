@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -70,6 +71,14 @@ def test_shipped_space_files_are_valid() -> None:
     assert paper.train.lr_d == pytest.approx(2e-5) and paper.train.lr_g == pytest.approx(2e-4)
     base, debug = load_study("debug", "tune/debug")  # shipped names, as outside the repository
     assert debug.fixed["train.epochs"] == 2 and base.tune.reduction_factor == 2.0
+    # The default recipe's space: its first point is the shipped calo-mlp-eplus recipe, unchanged.
+    base, mlp = load_study("calo-mlp-eplus", "tune/calo-mlp")
+    assert base.tune.study_name == "calo-mlp-eplus" and mlp.fixed["train.steps_per_epoch"] == 50
+    default = load_config("calo-mlp-eplus")
+    first = mlp.trial_config(default.to_dict(), mlp.points_to_evaluate[0])
+    fixed = {k.split(".")[1]: v for k, v in mlp.fixed.items()}
+    assert first.train == dataclasses.replace(default.train, **fixed)
+    assert (first.model, first.loss) == (default.model, default.loss)
 
 
 @pytest.mark.parametrize("path,value,message", [
