@@ -151,6 +151,10 @@ def test_evaluate_generator_on_reference_labels(files: dict[str, Path], generato
         assert rep["mean_image_difference"][cls]["relative_l1"] > 0
     # The reference side of the report is the known synthetic physics (W peak, two-prong tau21).
     assert rep["features"]["mass_signal"]["mean_ref"] == pytest.approx(W_MASS, rel=0.1)
+    peak = rep["mass_peak"]["signal"]
+    assert peak["ref"] == pytest.approx(W_MASS, rel=0.1)
+    # An untrained generator may put no jet in the peak window: then gen and shift are null in the JSON, not NaN.
+    assert peak["shift"] == (None if peak["gen"] is None else pytest.approx(peak["gen"] - peak["ref"]))
     assert rep["features"]["tau_21_signal"]["mean_ref"] < rep["features"]["tau_21_background"]["mean_ref"]
     # A 6-step LAGAN is far from the data: both classifiers see it, well outside the null band of 0.5.
     for level in ("high_level", "low_level"):

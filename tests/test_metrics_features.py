@@ -9,7 +9,7 @@ import pytest
 
 from gansim.errors import GansimError
 from gansim.metrics.calo_features import calo_features, cell_centres, feature_names
-from gansim.metrics.jet_features import PIXEL_CENTRES, jet_features, mean_image_difference, pixel_intensities
+from gansim.metrics.jet_features import PIXEL_CENTRES, jet_features, mass_peak, mean_image_difference, pixel_intensities
 
 
 def _empty(n: int = 1, e_inc: float = 10.0) -> dict[str, np.ndarray]:
@@ -125,3 +125,13 @@ def test_pixel_spectrum_and_mean_image_difference() -> None:
     assert rel == pytest.approx(5.0 / 20.0)
     with pytest.raises(GansimError, match="shape"):
         jet_features(np.zeros((2, 24, 25)))
+
+
+def test_mass_peak_finds_the_mode_not_the_mean() -> None:
+    rng = np.random.default_rng(3)
+    # A W-like peak at 80.4 GeV (width 8) over a falling QCD-like tail that drags the mean down to ~65 GeV.
+    m = np.concatenate([rng.normal(80.4, 8.0, 20_000), rng.exponential(30.0, 20_000)])
+    assert m.mean() < 70.0
+    assert mass_peak(m) == pytest.approx(80.4, abs=1.0)
+    assert mass_peak(m + 3.0) - mass_peak(m) == pytest.approx(3.0, abs=0.1)  # a shift is resolved, not binned
+    assert math.isnan(mass_peak(np.array([5.0, 200.0])))  # nothing inside the window

@@ -9,7 +9,7 @@ import numpy as np
 
 from gansim.metrics import plots
 from gansim.metrics.distances import feature_distances, separation_power
-from gansim.metrics.jet_features import mean_image_difference, pixel_intensities
+from gansim.metrics.jet_features import mass_peak, mean_image_difference, pixel_intensities
 
 PLOTTED = ("pt", "mass", "tau_21", "n_pixels")
 
@@ -23,6 +23,7 @@ def evaluate_jets(ref: Any, gen: Any, out: Path, s: Any, report: dict[str, Any],
     classes = plots.classes(ref.data, gen.data)
     feats: dict[str, dict[str, float]] = {}
     report["mean_image_difference"] = {}
+    report["mass_peak"] = {}  # GeV, kernel mode in 40-130 GeV: the W' peak for the signal class
     spectra = {}
     for name, mr, mg in classes:
         d = feature_distances({k: v[mr] for k, v in fr.items()}, {k: v[mg] for k, v in fg.items()})
@@ -33,6 +34,8 @@ def evaluate_jets(ref: Any, gen: Any, out: Path, s: Any, report: dict[str, Any],
                                             "mean_ref": float(lr.mean()), "mean_gen": float(lg.mean())}
         _, rel = mean_image_difference(ref.data["image"][mr], gen.data["image"][mg])
         report["mean_image_difference"][name] = {"relative_l1": rel}
+        peak_r, peak_g = mass_peak(fr["mass"][mr]), mass_peak(fg["mass"][mg])
+        report["mass_peak"][name] = {"ref": peak_r, "gen": peak_g, "shift": peak_g - peak_r}
     report["features"] = feats
     report["classes"] = [c[0] for c in classes]
     stages.done()

@@ -142,3 +142,24 @@ def mean_image_difference(reference: np.ndarray, generated: np.ndarray) -> tuple
     diff = g - r
     norm = float(r.sum())
     return diff, (float(np.abs(diff).sum() / norm) if norm > 0 else float("nan"))
+
+
+MASS_PEAK_WINDOW_GEV = (40.0, 130.0)  # where a boosted W (80.4 GeV) peak lies after pixelisation
+MASS_PEAK_BANDWIDTH_GEV = 2.0
+
+
+def mass_peak(mass: np.ndarray, window: tuple[float, float] = MASS_PEAK_WINDOW_GEV,
+              bandwidth: float = MASS_PEAK_BANDWIDTH_GEV) -> float:
+    """Mode (GeV) of a Gaussian-kernel density of the jet masses inside `window`; NaN if none lie there.
+
+    A kernel mode rather than a histogram maximum: it does not jump by a bin width between samples, so gen − ref
+    resolves shifts well below the kernel width (the W′ target is 3 GeV)."""
+    m = np.asarray(mass, np.float64)
+    m = m[(m >= window[0]) & (m <= window[1])]
+    if not len(m):
+        return float("nan")
+    grid = np.arange(window[0], window[1] + 0.05, 0.05)
+    density = np.zeros_like(grid)
+    for part in np.array_split(m, max(1, len(m) // 4096)):  # bounded memory: grid x 4096 at a time
+        density += np.exp(-0.5 * ((grid[:, None] - part[None, :]) / bandwidth) ** 2).sum(axis=1)
+    return float(grid[int(np.argmax(density))])
