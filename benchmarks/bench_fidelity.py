@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -260,7 +261,7 @@ def row(r: dict[str, Any]) -> str:
         decile = f"{100 * resp:.1f} % / {100 * reso:.1f} %"
     elif (r.get("mass_peak") or {}).get("signal"):  # jets: where the W' mass peak sits instead
         mp = r["mass_peak"]["signal"]
-        gen = "none in 40-130" if mp["gen"] is None or mp["gen"] != mp["gen"] else f"{mp['gen']:.1f}"
+        gen = "none in 40-130" if mp["gen"] is None or math.isnan(mp["gen"]) else f"{mp['gen']:.1f}"
         decile = f"W′ mass peak {gen} vs {mp['ref']:.1f} GeV"
     recipe = r["config"] or f"generator {r['generator']}"
     if r["set"]:

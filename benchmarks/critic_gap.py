@@ -17,14 +17,13 @@ from pathlib import Path
 import torch
 
 from gansim.config import load_config
-from gansim.data.dataset import train_val_datasets
+from gansim.data.dataset import H5EventDataset, train_val_datasets
 from gansim.train.checkpoint import STATE_FILE, load_state
 from gansim.train.trainer import Trainer
 
 
-def first_events(ds: torch.utils.data.Dataset, n: int) -> dict[str, torch.Tensor]:
-    items = [ds[i] for i in range(min(n, len(ds)))]  # type: ignore[arg-type]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+def first_events(ds: H5EventDataset, n: int) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v[:n]) for k, v in ds.arrays().items()}
 
 
 def main() -> int:
