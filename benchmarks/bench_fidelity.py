@@ -260,8 +260,11 @@ def row(r: dict[str, Any]) -> str:
         reso = max(abs(x - 1) for x in d["resolution_ratio"])
         decile = f"{100 * resp:.1f} % / {100 * reso:.1f} %"
     elif (r.get("mass_peak") or {}).get("signal"):  # jets: where the W' mass peak sits instead
+        from gansim.metrics.jet_features import MASS_PEAK_WINDOW_GEV as lo_hi
+
         mp = r["mass_peak"]["signal"]
-        gen = "none in 40-130" if mp["gen"] is None or math.isnan(mp["gen"]) else f"{mp['gen']:.1f}"
+        gen = (f"none in {lo_hi[0]:g}-{lo_hi[1]:g}" if mp["gen"] is None or math.isnan(mp["gen"])
+               else f"{mp['gen']:.1f}")
         decile = f"W′ mass peak {gen} vs {mp['ref']:.1f} GeV"
     recipe = r["config"] or f"generator {r['generator']}"
     if r["set"]:

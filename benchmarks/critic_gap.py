@@ -33,6 +33,8 @@ def main() -> int:
     p.add_argument("--data", required=True, help="the run's training file (its seeded validation split is used)")
     p.add_argument("--events", type=int, default=4000, help="showers per sample (default: 4000)")
     args = p.parse_args()
+    if missing := [str(ck) for ck in args.checkpoints if not (ck / STATE_FILE).is_file()]:
+        p.error(f"no {STATE_FILE} in: {', '.join(missing)} (pass checkpoint_epoch_* directories of a run)")
     torch.set_num_threads(1)
     cfg = load_config(args.config, [f"data.path={args.data}"])
     train_ds, val_ds = train_val_datasets(args.data, cfg.data.val_fraction, cfg.run.seed)
